@@ -1,0 +1,217 @@
+"""Model configurations as frozen dataclasses, with presets named like the authors' configs.
+
+Every number that the paper or the official configs fix lives here: anchors, scales, thresholds, the number of
+prototypes, loss weights. Presets are functions (``yolact_base()``); change one with ``dataclasses.replace``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+# ImageNet statistics in BGR order, as the authors store them (data/config.py: MEANS, STD).
+IMAGENET_MEAN_BGR = (103.94, 116.78, 123.68)
+IMAGENET_STD_BGR = (57.38, 57.12, 58.40)
+
+# The five FPN levels' anchor scales in pixels at 550 px (yolact_base_config.backbone.pred_scales).
+BASE_SCALES = (24, 48, 96, 192, 384)
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Which backbone, and how images are normalised for it."""
+
+    kind: Literal["resnet", "darknet"] = "resnet"
+    layers: tuple[int, ...] = (3, 4, 23, 3)
+    # Backbone stages whose outputs feed the FPN (C3, C4, C5).
+    selected_layers: tuple[int, ...] = (1, 2, 3)
+    # ResNets: (x - mean) / std; DarkNet: x / 255 (the authors' `darknet_transform`).
+    normalize: bool = True
+    mean_bgr: tuple[float, float, float] = IMAGENET_MEAN_BGR
+    std_bgr: tuple[float, float, float] = IMAGENET_STD_BGR
+
+    @property
+    def display_name(self) -> str:
+        depth = {(3, 4, 23, 3): 101, (3, 4, 6, 3): 50, (2, 2, 2, 2): 18, (1, 2, 8, 8, 4): 53}.get(self.layers)
+        family = "ResNet" if self.kind == "resnet" else "DarkNet"
+        return f"{family}-{depth}" if depth else f"{family} {self.layers}"
+
+
+@dataclass(frozen=True)
+class FPNConfig:
+    num_features: int = 256
+    # P6 and P7: stride-2 3x3 convs on P5, then on P6.
+    num_downsample: int = 2
+
+
+@dataclass(frozen=True)
+class AnchorConfig:
+    """Anchors per FPN level P3..P7, in pixels at the input size."""
+
+    scales: tuple[tuple[float, ...], ...] = tuple((s,) for s in BASE_SCALES)
+    aspect_ratios: tuple[float, ...] = (1.0, 0.5, 2.0)
+    # The published YOLACT models were trained with square anchors: the aspect ratio changes an anchor's size,
+    # not its shape (the authors' `use_square_anchors`, kept for backward compatibility with their weights).
+    square: bool = True
+
+    @property
+    def num_per_location(self) -> int:
+        return len(self.scales[0]) * len(self.aspect_ratios)
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    # Anchors whose best non-background score is not above this are not candidates (the authors' nms_conf_thresh).
+    conf_threshold: float = 0.05
+    nms_iou_threshold: float = 0.5
+    # Candidates kept per class before NMS (nms_top_k) and detections kept per image after (max_num_detections).
+    nms_top_k: int = 200
+    max_detections: int = 100
+    # "fast": Fast NMS per class (the paper, section 3.5); "cross_class_fast": one Fast NMS over all classes;
+    # "traditional": greedy per-class NMS as the authors' Cython nms (+1 in widths and heights).
+    nms: Literal["fast", "cross_class_fast", "traditional"] = "fast"
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Training losses (paper section 3 and the official configs)."""
+
+    class_weight: float = 1.0
+    box_weight: float = 1.5
+    mask_weight: float = 6.125
+    semantic_weight: float = 1.0
+    positive_iou: float = 0.5
+    negative_iou: float = 0.4
+    crowd_iou: float = 0.7
+    negatives_per_positive: int = 3
+    masks_to_train: int = 100
+
+
+@dataclass(frozen=True)
+class YolactConfig:
+    name: str = "yolact_base"
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)
+    fpn: FPNConfig = field(default_factory=FPNConfig)
+    anchors: AnchorConfig = field(default_factory=AnchorConfig)
+    postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    # Object classes, background excluded (the authors' num_classes counts background: 81 for COCO).
+    num_classes: int = 80
+    num_prototypes: int = 32
+    protonet_channels: int = 256
+    # Input side in pixels; images are resized to max_size x max_size without keeping the aspect ratio.
+    max_size: int = 550
+    # Box coding variances for centre and size (SSD's).
+    box_variances: tuple[float, float] = (0.1, 0.2)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict of builtins (lists for tuples): safe to store in a weights_only checkpoint."""
+        return _to_builtin(dataclasses.asdict(self))
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> YolactConfig:
+        return _from_builtin(YolactConfig, data)
+
+
+def _to_builtin(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _to_builtin(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_builtin(v) for v in value]
+    return value
+
+
+def _from_builtin(cls: type, data: dict[str, Any]) -> Any:
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        value = data[f.name]
+        sub = _DATACLASS_FIELDS.get(f.name)
+        if sub is not None:
+            value = _from_builtin(sub, value)
+        elif isinstance(value, list):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+_DATACLASS_FIELDS: dict[str, type] = {
+    "backbone": BackboneConfig,
+    "fpn": FPNConfig,
+    "anchors": AnchorConfig,
+    "postprocess": PostprocessConfig,
+    "loss": LossConfig,
+}
+
+
+def _scaled_anchors(max_size: int) -> AnchorConfig:
+    # The authors derive im400/im700 scales as int(s / 550 * S) (data/config.py).
+    return AnchorConfig(scales=tuple((int(s / 550 * max_size),) for s in BASE_SCALES))
+
+
+def yolact_base() -> YolactConfig:
+    """YOLACT-550 on ResNet-101-FPN: 29.8 mask AP on COCO test-dev in the paper."""
+    return YolactConfig()
+
+
+def yolact_im400() -> YolactConfig:
+    return dataclasses.replace(yolact_base(), name="yolact_im400", max_size=400, anchors=_scaled_anchors(400))
+
+
+def yolact_im700() -> YolactConfig:
+    return dataclasses.replace(
+        yolact_base(),
+        name="yolact_im700",
+        max_size=700,
+        anchors=_scaled_anchors(700),
+        loss=dataclasses.replace(LossConfig(), masks_to_train=300),
+    )
+
+
+def yolact_resnet50() -> YolactConfig:
+    return dataclasses.replace(yolact_base(), name="yolact_resnet50", backbone=BackboneConfig(layers=(3, 4, 6, 3)))
+
+
+def yolact_darknet53() -> YolactConfig:
+    return dataclasses.replace(
+        yolact_base(),
+        name="yolact_darknet53",
+        backbone=BackboneConfig(kind="darknet", layers=(1, 2, 8, 8, 4), selected_layers=(2, 3, 4), normalize=False),
+    )
+
+
+PRESETS = {
+    "yolact_base": yolact_base,
+    "yolact_im400": yolact_im400,
+    "yolact_im700": yolact_im700,
+    "yolact_resnet50": yolact_resnet50,
+    "yolact_darknet53": yolact_darknet53,
+}
+
+
+def get_config(name: str) -> YolactConfig:
+    """The preset called ``name`` (with or without the authors' ``_config`` suffix)."""
+    key = name.removesuffix("_config")
+    if key not in PRESETS:
+        raise ValueError(f"unknown config {name!r}; choose one of: {', '.join(sorted(PRESETS))}")
+    return PRESETS[key]()
+
+
+def config_name_from_filename(path: str | Path) -> str | None:
+    """The preset a checkpoint's file name names, as the authors' SavePath does (``<name>_<epoch>_<iter>.pth``).
+
+    ``yolact_im700_54_800000.pth`` gives yolact_im700; a bare preset name (``yolact_base.pth``) is accepted too.
+    Returns None when the name matches no preset.
+    """
+    stem = Path(path).stem
+    match = re.fullmatch(r"(.+?)_(\d+)_(\d+|interrupt)", stem)
+    candidates = [match.group(1)] if match else []
+    candidates.append(stem)
+    for candidate in candidates:
+        if candidate in PRESETS:
+            return candidate
+    return None

@@ -1,0 +1,124 @@
+"""Backbones: ResNet-50/101 (torchvision-style Bottleneck) and DarkNet-53.
+
+Module names follow the authors' backbone.py, so the official checkpoints' ``backbone.*`` keys load as they are.
+Each backbone returns the output of every stage; ``channels`` lists their widths.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from yolact.config import BackboneConfig
+
+
+class Bottleneck(nn.Module):
+    """1x1 -> 3x3 (carrying the stride) -> 1x1 (x4 channels), with a projection shortcut where shapes change."""
+
+    expansion = 4
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * self.expansion, kernel_size=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return self.relu(out + shortcut)
+
+
+class ResNetBackbone(nn.Module):
+    def __init__(self, layers: tuple[int, ...]) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layers = nn.ModuleList()
+        self.channels: list[int] = []
+        in_channels = 64
+        for index, num_blocks in enumerate(layers):
+            planes = 64 * 2**index
+            stride = 1 if index == 0 else 2
+            out_channels = planes * Bottleneck.expansion
+            downsample = None
+            if stride != 1 or in_channels != out_channels:
+                downsample = nn.Sequential(
+                    nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
+                    nn.BatchNorm2d(out_channels),
+                )
+            blocks = [Bottleneck(in_channels, planes, stride, downsample)]
+            blocks += [Bottleneck(out_channels, planes) for _ in range(1, num_blocks)]
+            self.layers.append(nn.Sequential(*blocks))
+            self.channels.append(out_channels)
+            in_channels = out_channels
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        outputs = []
+        for layer in self.layers:
+            x = layer(x)
+            outputs.append(x)
+        return outputs
+
+
+def darknet_conv(in_channels: int, out_channels: int, kernel_size: int, stride: int = 1) -> nn.Sequential:
+    """conv (no bias) -> BatchNorm -> LeakyReLU(0.1), the authors' ``darknetconvlayer``."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.LeakyReLU(0.1, inplace=True),
+    )
+
+
+class DarkNetBlock(nn.Module):
+    """1x1 conv halving the channels, 3x3 conv restoring them, added to the input (no activation after)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = darknet_conv(channels, channels // 2, kernel_size=1)
+        self.conv2 = darknet_conv(channels // 2, channels, kernel_size=3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv2(self.conv1(x)) + x
+
+
+class DarkNetBackbone(nn.Module):
+    def __init__(self, layers: tuple[int, ...] = (1, 2, 8, 8, 4)) -> None:
+        super().__init__()
+        self._preconv = darknet_conv(3, 32, kernel_size=3)
+        self.layers = nn.ModuleList()
+        self.channels: list[int] = []
+        in_channels = 32
+        for index, num_blocks in enumerate(layers):
+            out_channels = 64 * 2**index
+            # Each stage opens with a stride-2 3x3 conv that doubles the channels.
+            stage = [darknet_conv(in_channels, out_channels, kernel_size=3, stride=2)]
+            stage += [DarkNetBlock(out_channels) for _ in range(num_blocks)]
+            self.layers.append(nn.Sequential(*stage))
+            self.channels.append(out_channels)
+            in_channels = out_channels
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        x = self._preconv(x)
+        outputs = []
+        for layer in self.layers:
+            x = layer(x)
+            outputs.append(x)
+        return outputs
+
+
+def build_backbone(config: BackboneConfig) -> ResNetBackbone | DarkNetBackbone:
+    if config.kind == "resnet":
+        return ResNetBackbone(config.layers)
+    if config.kind == "darknet":
+        return DarkNetBackbone(config.layers)
+    raise ValueError(f"unknown backbone kind {config.kind!r}; expected 'resnet' or 'darknet'")

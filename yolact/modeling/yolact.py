@@ -1,0 +1,107 @@
+"""YOLACT composed from its parts: backbone -> FPN -> (protonet on P3, shared prediction head on P3-P7)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from yolact.config import AnchorConfig, YolactConfig
+from yolact.modeling.anchors import make_anchors
+from yolact.modeling.backbone import build_backbone
+from yolact.modeling.fpn import FPN
+from yolact.modeling.head import PredictionHead
+from yolact.modeling.protonet import Protonet
+
+
+class YolactOutput(NamedTuple):
+    """Raw network output, the same in training and evaluation (softmax and NMS belong to post-processing)."""
+
+    loc: Tensor  # [B, A, 4] encoded box offsets
+    class_logits: Tensor  # [B, A, num_classes + 1], background first
+    mask_coeffs: Tensor  # [B, A, k] in (-1, 1)
+    anchors_cxcywh: Tensor  # [A, 4] relative
+    prototypes: Tensor  # [B, h, w, k]
+    semantic_logits: Tensor | None  # [B, num_classes, H3, W3], training only
+
+
+class Yolact(nn.Module):
+    """The YOLACT network.
+
+    Submodules carry the authors' names (``backbone``, ``fpn``, ``proto_net``, ``prediction_layers.0``,
+    ``semantic_seg_conv``) so that ``state_dict()`` is exactly the official checkpoint layout. The prediction
+    head is one module shared by every level, stored once as ``prediction_layers.0``.
+    """
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        fpn: FPN,
+        proto_net: Protonet,
+        head: PredictionHead,
+        semantic_seg_conv: nn.Conv2d,
+        anchor_config: AnchorConfig,
+        input_size: int,
+        selected_layers: tuple[int, ...],
+    ) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.fpn = fpn
+        self.proto_net = proto_net
+        self.prediction_layers = nn.ModuleList([head])
+        self.semantic_seg_conv = semantic_seg_conv
+        self.anchor_config = anchor_config
+        self.input_size = input_size
+        self.selected_layers = selected_layers
+        self._anchor_cache: dict[tuple, Tensor] = {}
+
+    @property
+    def head(self) -> PredictionHead:
+        return self.prediction_layers[0]
+
+    def anchors(self, feature_sizes: list[tuple[int, int]], device: torch.device) -> Tensor:
+        key = (tuple(feature_sizes), str(device))
+        if key not in self._anchor_cache:
+            self._anchor_cache[key] = make_anchors(feature_sizes, self.anchor_config, self.input_size, device)
+        return self._anchor_cache[key]
+
+    def forward(self, images: Tensor) -> YolactOutput:
+        """Normalised RGB images [B, 3, S, S] -> :class:`YolactOutput`."""
+        features = self.backbone(images)
+        pyramid = self.fpn([features[i] for i in self.selected_layers])
+        prototypes = self.proto_net(pyramid[0])
+        locs, logits, coeffs = [], [], []
+        for level in pyramid:
+            out = self.head(level)
+            locs.append(out.loc)
+            logits.append(out.class_logits)
+            coeffs.append(out.mask_coeffs)
+        anchors = self.anchors([tuple(level.shape[-2:]) for level in pyramid], images.device)
+        semantic_logits = self.semantic_seg_conv(pyramid[0]) if self.training else None
+        return YolactOutput(
+            loc=torch.cat(locs, dim=1),
+            class_logits=torch.cat(logits, dim=1),
+            mask_coeffs=torch.cat(coeffs, dim=1),
+            anchors_cxcywh=anchors,
+            prototypes=prototypes,
+            semantic_logits=semantic_logits,
+        )
+
+
+def build_yolact(config: YolactConfig) -> Yolact:
+    """A randomly initialised YOLACT for ``config``."""
+    backbone = build_backbone(config.backbone)
+    in_channels = [backbone.channels[i] for i in config.backbone.selected_layers]
+    features = config.fpn.num_features
+    model = Yolact(
+        backbone=backbone,
+        fpn=FPN(in_channels, features, config.fpn.num_downsample),
+        proto_net=Protonet(features, config.protonet_channels, config.num_prototypes),
+        head=PredictionHead(features, config.anchors.num_per_location, config.num_classes, config.num_prototypes),
+        semantic_seg_conv=nn.Conv2d(features, config.num_classes, kernel_size=1),
+        anchor_config=config.anchors,
+        input_size=config.max_size,
+        selected_layers=config.backbone.selected_layers,
+    )
+    return model.eval()

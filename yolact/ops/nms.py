@@ -1,0 +1,90 @@
+"""Non-maximum suppression as YOLACT uses it: Fast NMS (paper, section 3.5) and greedy per-class NMS.
+
+Each function takes candidate boxes [N, 4] (xyxy) and per-class scores [C, N] (background excluded) and returns
+``(keep_index [K], class_ids [K], scores [K])`` sorted by descending score and cut at ``max_detections``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torchvision.ops import batched_nms
+
+from yolact.ops.boxes import box_iou
+
+
+def _empty(scores: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    empty_index = torch.zeros(0, dtype=torch.int64, device=scores.device)
+    return empty_index, empty_index.clone(), scores.new_zeros(0)
+
+
+def _take_best(index: Tensor, classes: Tensor, scores: Tensor, max_detections: int) -> tuple[Tensor, Tensor, Tensor]:
+    scores, order = scores.sort(0, descending=True)
+    order = order[:max_detections]
+    return index[order], classes[order], scores[:max_detections]
+
+
+def fast_nms(
+    boxes_xyxy: Tensor,
+    scores: Tensor,
+    iou_threshold: float = 0.5,
+    top_k: int = 200,
+    max_detections: int = 100,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-class Fast NMS.
+
+    For each class, the ``top_k`` candidates by that class's score are compared in a [C, k, k] IoU matrix; a
+    candidate is kept if its IoU with every higher-scoring candidate of its class is <= ``iou_threshold`` (a
+    suppressed box may still suppress others, unlike greedy NMS). All kept (class, candidate) pairs are then
+    sorted by score and the best ``max_detections`` kept.
+    """
+    if scores.shape[1] == 0:
+        return _empty(scores)
+    scores, index = scores.sort(1, descending=True)
+    index = index[:, :top_k]
+    scores = scores[:, :top_k]
+    num_classes, num_candidates = index.shape
+    boxes = boxes_xyxy[index.reshape(-1)].view(num_classes, num_candidates, 4)
+    iou = box_iou(boxes, boxes).triu_(diagonal=1)
+    keep = iou.max(dim=1).values <= iou_threshold
+    classes = torch.arange(num_classes, device=boxes_xyxy.device)[:, None].expand_as(keep)
+    return _take_best(index[keep], classes[keep], scores[keep], max_detections)
+
+
+def cross_class_fast_nms(
+    boxes_xyxy: Tensor,
+    scores: Tensor,
+    iou_threshold: float = 0.5,
+    top_k: int = 200,
+    max_detections: int = 100,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Fast NMS over all classes at once: each candidate takes its best class, then one [k, k] IoU matrix."""
+    if scores.shape[1] == 0:
+        return _empty(scores)
+    best_scores, classes = scores.max(dim=0)
+    order = best_scores.sort(0, descending=True).indices[:top_k]
+    boxes = boxes_xyxy[order]
+    iou = box_iou(boxes, boxes).triu_(diagonal=1)
+    keep = iou.max(dim=0).values <= iou_threshold
+    index = order[keep]
+    return _take_best(index, classes[index], best_scores[index], max_detections)
+
+
+def traditional_nms(
+    boxes_xyxy: Tensor,
+    scores: Tensor,
+    iou_threshold: float = 0.5,
+    score_threshold: float = 0.05,
+    max_detections: int = 100,
+    box_scale: float = 550.0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Greedy per-class NMS, as the authors' Cython ``nms``: boxes scaled by ``box_scale`` (the input size), +1 in
+    widths and heights, and per class only the candidates whose score for it is above ``score_threshold``."""
+    above = scores > score_threshold
+    class_ids, index = above.nonzero(as_tuple=True)
+    candidate_scores = scores[class_ids, index]
+    boxes = boxes_xyxy[index] * box_scale
+    # torchvision computes areas without the +1; widening x2, y2 by one pixel reproduces the authors' convention.
+    boxes = torch.cat((boxes[:, :2], boxes[:, 2:] + 1), dim=1)
+    keep = batched_nms(boxes, candidate_scores, class_ids, iou_threshold)
+    return _take_best(index[keep], class_ids[keep], candidate_scores[keep], max_detections)
