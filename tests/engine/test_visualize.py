@@ -1,0 +1,103 @@
+import numpy as np
+import pytest
+
+from yolact.engine.visualize import PALETTE_BGR, color_for, draw_instances
+
+H, W = 120, 160
+NAMES = ["person", "cat", "cup"]
+
+
+def _image() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, size=(H, W, 3), dtype=np.uint8)
+
+
+def _two_instances() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    boxes = np.array([[40, 50, 70, 80], [90, 50, 120, 80]], dtype=np.float32)
+    scores = np.array([0.87, 0.55], dtype=np.float32)
+    class_ids = np.array([0, 1])
+    masks = np.zeros((2, H, W), dtype=bool)
+    masks[0, 55:75, 45:65] = True
+    masks[1, 55:75, 95:115] = True
+    return boxes, scores, class_ids, masks
+
+
+def test_input_untouched_and_output_shape_dtype() -> None:
+    img = _image()
+    before = img.copy()
+    boxes, scores, ids, masks = _two_instances()
+    out = draw_instances(img, boxes, scores, ids, NAMES, masks)
+    np.testing.assert_array_equal(img, before)
+    assert out.shape == img.shape
+    assert out.dtype == np.uint8
+    assert out is not img
+
+
+def test_mask_pixels_change_and_far_pixels_stay() -> None:
+    img = _image()
+    boxes, scores, ids, masks = _two_instances()
+    out = draw_instances(img, boxes, scores, ids, NAMES, masks)
+    inside = masks.any(axis=0)
+    changed = np.any(out[inside] != img[inside], axis=-1)
+    assert changed.mean() > 0.95
+    # The bottom rows and left/right strips are far from all masks, boxes and label tags.
+    np.testing.assert_array_equal(out[95:], img[95:])
+    np.testing.assert_array_equal(out[:, :25], img[:, :25])
+    np.testing.assert_array_equal(out[:, 135:], img[:, 135:])
+
+
+def test_mask_blend_matches_alpha_formula() -> None:
+    img = np.full((H, W, 3), 100, dtype=np.uint8)
+    boxes, scores, ids, masks = _two_instances()
+    out = draw_instances(img, boxes, scores, ids, NAMES, masks, mask_alpha=0.5, draw_boxes=False, draw_labels=False)
+    expected = np.rint(100 * 0.5 + np.array(PALETTE_BGR[0]) * 0.5)
+    np.testing.assert_array_equal(out[60, 55], expected)
+    np.testing.assert_array_equal(out[~masks.any(axis=0)], img[~masks.any(axis=0)])
+
+
+def test_two_instances_get_different_colors() -> None:
+    img = np.full((H, W, 3), 128, dtype=np.uint8)
+    boxes, scores, ids, masks = _two_instances()
+    out = draw_instances(img, boxes, scores, ids, NAMES, masks, draw_boxes=False, draw_labels=False)
+    assert color_for(0) != color_for(1)
+    assert not np.array_equal(out[65, 55], out[65, 105])
+    assert color_for(len(PALETTE_BGR)) == color_for(0)
+
+
+def test_empty_returns_copy() -> None:
+    img = _image()
+    out = draw_instances(
+        img, np.zeros((0, 4)), np.zeros((0,)), np.zeros((0,), dtype=np.int64), NAMES, np.zeros((0, H, W), bool)
+    )
+    np.testing.assert_array_equal(out, img)
+    assert out is not img
+    out = draw_instances(img, np.zeros((0, 4)), np.zeros((0,)), np.zeros((0,), dtype=np.int64), NAMES, None)
+    np.testing.assert_array_equal(out, img)
+
+
+def test_label_at_top_edge_stays_inside_image() -> None:
+    img = np.zeros((H, W, 3), dtype=np.uint8)
+    boxes = np.array([[30, 0, 100, 60]])
+    out = draw_instances(img, boxes, np.array([0.9]), np.array([2]), NAMES, None, draw_boxes=False)
+    top = out[:8, 30:100]
+    assert np.any(top != 0)
+    # The filled tag covers the first rows just right of the box's left edge.
+    assert np.count_nonzero(np.any(out[1:5, 31:40] != 0, axis=-1)) > 20
+
+
+def test_label_above_box_when_room() -> None:
+    img = np.zeros((H, W, 3), dtype=np.uint8)
+    boxes = np.array([[30, 60, 100, 100]])
+    out = draw_instances(img, boxes, np.array([0.9]), np.array([0]), NAMES, None, draw_boxes=False)
+    assert np.any(out[40:60, 30:100] != 0)
+    assert not np.any(out[61:])
+
+
+def test_bad_shapes_raise() -> None:
+    img = _image()
+    with pytest.raises(ValueError):
+        draw_instances(img, np.zeros((1, 4)), np.zeros((2,)), np.zeros((1,), np.int64), NAMES, None)
+    with pytest.raises(ValueError):
+        draw_instances(
+            img, np.zeros((1, 4)), np.zeros((1,)), np.zeros((1,), np.int64), NAMES, np.zeros((1, 5, 5), bool)
+        )

@@ -1,0 +1,263 @@
+"""Checkpoints: the authors' official files and our own, read safely and checked against the config.
+
+Official files (``yolact_base_54_800000.pth``) are a flat state_dict. Ours are a dict holding that same
+official-layout state_dict under ``model`` plus the config, the class names and the dataset's category ids
+(training adds its state). Both load with ``torch.load(weights_only=True)``: nothing is unpickled but tensors
+and plain containers.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from yolact.config import PRESETS, YolactConfig, config_name_from_filename, get_config
+from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolact.errors import CheckpointError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class Checkpoint:
+    """A loaded checkpoint: official-layout weights, the config they belong to, and what the classes are."""
+
+    state_dict: dict[str, Tensor]
+    config: YolactConfig
+    class_names: tuple[str, ...] = COCO_CLASSES
+    category_ids: tuple[int, ...] = COCO_CATEGORY_IDS
+    # Anything else our own checkpoints carry (training state); empty for official files.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _read(path: Path) -> Any:
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint not found; check the --weights path")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else "unsupported object"
+        raise CheckpointError(
+            f"{path}: refused to load objects other than tensors and plain containers ({reason}); "
+            "re-save it as a plain state_dict"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch checkpoint (truncated or corrupt? {reason}); download it again"
+        ) from None
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and len(obj) > 0 and all(isinstance(v, Tensor) for v in obj.values())
+
+
+def drop_legacy_keys(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Drop the keys the authors' loader drops: old backbone names (``backbone.layer*`` but not
+    ``backbone.layers``) and ``fpn.downsample_layers.N`` for N >= 2."""
+    kept = {}
+    for key, value in state_dict.items():
+        if key.startswith("backbone.layer") and not key.startswith("backbone.layers"):
+            continue
+        match = re.match(r"fpn\.downsample_layers\.(\d+)\.", key)
+        if match and int(match.group(1)) >= 2:
+            continue
+        kept[key] = value
+    return kept
+
+
+@dataclass(frozen=True)
+class CheckpointSignature:
+    """What a state_dict's keys and shapes say about the network that made it."""
+
+    backbone: str  # "ResNet-101", "ResNet-50", "DarkNet-53", ...
+    num_classes: int | None  # background excluded
+    anchors_per_location: int | None
+    yolact_plus: bool
+
+
+def inspect_state_dict(state_dict: Mapping[str, Tensor]) -> CheckpointSignature:
+    keys = state_dict.keys()
+    if any(k.startswith("backbone._preconv.") for k in keys):
+        family = "DarkNet"
+        stage_blocks = _blocks_per_stage(keys, offset=-1)  # each DarkNet stage opens with a downsampling conv
+        depth = {(1, 2, 8, 8, 4): "53"}.get(stage_blocks, str(stage_blocks))
+    else:
+        family = "ResNet"
+        stage_blocks = _blocks_per_stage(keys, offset=0)
+        depth = {(3, 4, 23, 3): "101", (3, 4, 6, 3): "50", (2, 2, 2, 2): "18"}.get(stage_blocks, str(stage_blocks))
+    bbox = state_dict.get("prediction_layers.0.bbox_layer.weight")
+    conf = state_dict.get("prediction_layers.0.conf_layer.weight")
+    anchors = bbox.shape[0] // 4 if bbox is not None else None
+    classes = conf.shape[0] // anchors - 1 if conf is not None and anchors else None
+    plus = any(k.startswith("maskiou_net.") or ".conv_offset_mask." in k for k in keys)
+    return CheckpointSignature(f"{family}-{depth}", classes, anchors, plus)
+
+
+def _blocks_per_stage(keys: Any, offset: int) -> tuple[int, ...]:
+    blocks: dict[int, set[int]] = {}
+    for key in keys:
+        match = re.match(r"backbone\.layers\.(\d+)\.(\d+)\.", key)
+        if match:
+            blocks.setdefault(int(match.group(1)), set()).add(int(match.group(2)))
+    return tuple(len(blocks[s]) + offset for s in sorted(blocks))
+
+
+def _presets_for(signature: CheckpointSignature) -> list[str]:
+    return [name for name, make in PRESETS.items() if make().backbone.display_name == signature.backbone]
+
+
+def check_compatible(state_dict: Mapping[str, Tensor], config: YolactConfig, path: Path | str) -> None:
+    """Raise a one-line :class:`CheckpointError` when the weights contradict ``config``."""
+    sig = inspect_state_dict(state_dict)
+    if sig.yolact_plus:
+        raise CheckpointError(
+            f"{path}: this is a YOLACT++ checkpoint (deformable convs / mask re-scoring), "
+            f"which config {config.name} (YOLACT) cannot load"
+        )
+    expected_backbone = config.backbone.display_name
+    if sig.backbone != expected_backbone:
+        hint = _presets_for(sig)
+        fix = f"use --config {' or '.join(hint)}" if hint else "pick the config it was trained with"
+        raise CheckpointError(
+            f"{path}: this checkpoint has a {sig.backbone} backbone but config {config.name} expects "
+            f"{expected_backbone}; {fix}"
+        )
+    if sig.num_classes is not None and sig.num_classes != config.num_classes:
+        raise CheckpointError(
+            f"{path}: this checkpoint predicts {sig.num_classes} classes but config {config.name} has "
+            f"{config.num_classes}; use a config with num_classes={sig.num_classes}"
+        )
+    if sig.anchors_per_location is not None and sig.anchors_per_location != config.anchors.num_per_location:
+        raise CheckpointError(
+            f"{path}: this checkpoint has {sig.anchors_per_location} anchors per location but config {config.name} "
+            f"has {config.anchors.num_per_location}; use the config it was trained with"
+        )
+
+
+def _resolve_config(path: Path, config: YolactConfig | str | None, stored: dict | None,
+                    state_dict: Mapping[str, Tensor]) -> YolactConfig:
+    if isinstance(config, YolactConfig):
+        return config
+    if isinstance(config, str):
+        return get_config(config)
+    if stored is not None:
+        return YolactConfig.from_dict(stored)
+    name = config_name_from_filename(path)
+    if name is not None:
+        return get_config(name)
+    # Only the file's contents are left: they decide where one preset fits (yolact_base, im400 and im700 share
+    # their keys, so for those the name or --config must decide).
+    candidates = _presets_for(inspect_state_dict(state_dict))
+    if len(candidates) == 1:
+        return get_config(candidates[0])
+    options = ", ".join(candidates or sorted(PRESETS))
+    raise CheckpointError(f"{path}: cannot tell the config from the file name; pass --config (one of: {options})")
+
+
+def load_checkpoint(path: str | Path, config: YolactConfig | str | None = None) -> Checkpoint:
+    """Read an official or our own checkpoint and check it against the config.
+
+    The config is, in order: ``config`` if given, the one stored in our checkpoints, the one the file name
+    names (``<config>_<epoch>_<iteration>.pth``, as the authors' tools), or the only preset the weights fit.
+    """
+    path = Path(path)
+    obj = _read(path)
+    stored_config = None
+    class_names, category_ids, extra = COCO_CLASSES, COCO_CATEGORY_IDS, {}
+    if isinstance(obj, Mapping) and "model" in obj and _is_state_dict(obj["model"]):
+        state_dict = dict(obj["model"])
+        stored_config = obj.get("config")
+        class_names = tuple(obj.get("class_names", class_names))
+        category_ids = tuple(int(i) for i in obj.get("category_ids", category_ids))
+        extra = {k: v for k, v in obj.items() if k not in ("model", "config", "class_names", "category_ids")}
+    elif _is_state_dict(obj):
+        state_dict = dict(obj)
+    else:
+        raise CheckpointError(f"{path}: not a YOLACT checkpoint (neither a state_dict nor a dict with 'model')")
+    state_dict = drop_legacy_keys(state_dict)
+    if not any(k.startswith("prediction_layers.0.") for k in state_dict):
+        raise CheckpointError(f"{path}: not a YOLACT checkpoint (no prediction head weights); check the file")
+    resolved = _resolve_config(path, config, stored_config, state_dict)
+    check_compatible(state_dict, resolved, path)
+    if len(class_names) != resolved.num_classes or len(category_ids) != resolved.num_classes:
+        raise CheckpointError(
+            f"{path}: {len(class_names)} class names for {resolved.num_classes} classes; the checkpoint is inconsistent"
+        )
+    return Checkpoint(state_dict, resolved, class_names, category_ids, extra)
+
+
+def load_model_weights(model: torch.nn.Module, checkpoint: Checkpoint, path: str | Path = "checkpoint") -> None:
+    """Load ``checkpoint`` into ``model`` strictly, with a one-line error naming what differs."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in checkpoint.state_dict]
+    unexpected = [k for k in checkpoint.state_dict if k not in expected]
+    wrong_shape = [
+        f"{k} {tuple(v.shape)} vs {tuple(expected[k].shape)}"
+        for k, v in checkpoint.state_dict.items()
+        if k in expected and v.shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys (first: {missing[0]})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys (first: {unexpected[0]})")
+    if wrong_shape:
+        problems.append(f"{len(wrong_shape)} shapes differ (first: {wrong_shape[0]})")
+    if problems:
+        raise CheckpointError(
+            f"{path}: does not fit config {checkpoint.config.name}: {'; '.join(problems)}; "
+            "use the config it was trained with"
+        )
+    model.load_state_dict(checkpoint.state_dict, strict=True)
+
+
+def _atomic_save(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    path: str | Path,
+    state_dict: Mapping[str, Tensor],
+    config: YolactConfig,
+    class_names: tuple[str, ...] | list[str] = COCO_CLASSES,
+    category_ids: tuple[int, ...] | list[int] = COCO_CATEGORY_IDS,
+    **extra: Any,
+) -> Path:
+    """Write our checkpoint format atomically (temp file + rename)."""
+    path = Path(path)
+    payload = {
+        "format_version": FORMAT_VERSION,
+        "model": {k: v.detach().cpu() for k, v in state_dict.items()},
+        "config": config.to_dict(),
+        "class_names": list(class_names),
+        "category_ids": [int(i) for i in category_ids],
+        **extra,
+    }
+    _atomic_save(payload, path)
+    return path
+
+
+def save_official(path: str | Path, state_dict: Mapping[str, Tensor]) -> Path:
+    """Write a flat official-layout state_dict (what the authors' eval.py and train.py --resume read), atomically."""
+    path = Path(path)
+    _atomic_save({k: v.detach().cpu() for k, v in state_dict.items()}, path)
+    return path

@@ -1,0 +1,111 @@
+"""Post-processing: raw network output -> per-image detections -> boxes and masks at image size.
+
+Two steps, as the authors' ``Detect`` and ``postprocess``: :class:`Postprocessor` decodes boxes, picks
+candidates and runs NMS at network resolution; :func:`finalize_detections` applies the score threshold and
+top-k, assembles and crops the masks, and scales everything to the original image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from yolact.config import PostprocessConfig
+from yolact.modeling.yolact import YolactOutput
+from yolact.ops import (
+    assemble_masks,
+    crop_masks,
+    cross_class_fast_nms,
+    decode_boxes,
+    fast_nms,
+    paste_masks,
+    scale_boxes_to_image,
+    traditional_nms,
+)
+
+
+@dataclass
+class Detections:
+    """One image's detections after NMS, at network resolution, sorted by descending score."""
+
+    boxes_xyxy: Tensor  # [N, 4] relative to the input, not clamped
+    class_ids: Tensor  # [N] contiguous, background excluded
+    scores: Tensor  # [N]
+    mask_coeffs: Tensor  # [N, k]
+    prototypes: Tensor  # [h, w, k]
+
+    def select(self, keep: Tensor) -> Detections:
+        return Detections(self.boxes_xyxy[keep], self.class_ids[keep], self.scores[keep], self.mask_coeffs[keep],
+                          self.prototypes)
+
+    def soft_masks(self) -> Tensor:
+        """Cropped soft masks [N, h, w] at prototype resolution: sigmoid(P·Cᵀ), zeroed outside the box."""
+        return crop_masks(assemble_masks(self.prototypes, self.mask_coeffs), self.boxes_xyxy)
+
+
+@dataclass
+class ImageDetections:
+    """One image's final detections at the original image size."""
+
+    boxes_xyxy: Tensor  # [N, 4] int64 pixel corners, clamped to the image
+    class_ids: Tensor  # [N]
+    scores: Tensor  # [N]
+    masks: Tensor  # [N, H, W] bool
+
+
+class Postprocessor:
+    """Decode boxes, keep anchors whose best class score passes ``conf_threshold``, and run the configured NMS."""
+
+    def __init__(self, config: PostprocessConfig, input_size: int, box_variances: tuple[float, float] = (0.1, 0.2)):
+        self.config = config
+        self.input_size = input_size
+        self.box_variances = box_variances
+
+    def __call__(self, output: YolactOutput) -> list[Detections]:
+        scores = output.class_logits.softmax(dim=-1)
+        return [
+            self.detect(output.loc[i], scores[i], output.mask_coeffs[i], output.anchors_cxcywh, output.prototypes[i])
+            for i in range(output.loc.shape[0])
+        ]
+
+    def detect(self, loc: Tensor, scores: Tensor, mask_coeffs: Tensor, anchors: Tensor, prototypes: Tensor
+               ) -> Detections:
+        """One image: loc [A, 4], softmax scores [A, C+1], coefficients [A, k], anchors [A, 4], prototypes [h, w, k]."""
+        cfg = self.config
+        boxes = decode_boxes(loc, anchors, self.box_variances)
+        class_scores = scores[:, 1:].t()  # [C, A], background dropped
+        candidates = class_scores.max(dim=0).values > cfg.conf_threshold
+        boxes, class_scores = boxes[candidates], class_scores[:, candidates]
+        if cfg.nms == "fast":
+            index, classes, kept_scores = fast_nms(
+                boxes, class_scores, cfg.nms_iou_threshold, cfg.nms_top_k, cfg.max_detections
+            )
+        elif cfg.nms == "cross_class_fast":
+            index, classes, kept_scores = cross_class_fast_nms(
+                boxes, class_scores, cfg.nms_iou_threshold, cfg.nms_top_k, cfg.max_detections
+            )
+        elif cfg.nms == "traditional":
+            index, classes, kept_scores = traditional_nms(
+                boxes, class_scores, cfg.nms_iou_threshold, cfg.conf_threshold, cfg.max_detections, self.input_size
+            )
+        else:
+            raise ValueError(f"unknown NMS {cfg.nms!r}; expected 'fast', 'cross_class_fast' or 'traditional'")
+        return Detections(boxes[index], classes, kept_scores, mask_coeffs[candidates][index], prototypes)
+
+
+def finalize_detections(
+    detections: Detections, width: int, height: int, score_threshold: float = 0.0, top_k: int | None = None
+) -> ImageDetections:
+    """Threshold (strictly above ``score_threshold`` when it is > 0), keep the ``top_k`` best, and produce integer
+    pixel boxes and boolean masks at ``height`` x ``width``."""
+    if score_threshold > 0:
+        detections = detections.select(detections.scores > score_threshold)
+    order = detections.scores.argsort(descending=True)
+    if top_k is not None:
+        order = order[:top_k]
+    detections = detections.select(order)
+    masks = paste_masks(detections.soft_masks(), height, width)
+    boxes = scale_boxes_to_image(detections.boxes_xyxy, width, height)
+    return ImageDetections(boxes, detections.class_ids, detections.scores, masks)
+

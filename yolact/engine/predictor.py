@@ -1,0 +1,148 @@
+"""Inference from images to :class:`~yolact.engine.results.Prediction`: preprocess, network, post-process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from yolact.checkpoint import Checkpoint, load_checkpoint, load_model_weights
+from yolact.config import YolactConfig
+from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolact.data.images import as_bgr_uint8, read_image
+from yolact.data.transforms import image_to_tensor, normalize_image
+from yolact.engine.postprocess import Postprocessor, finalize_detections
+from yolact.engine.results import Prediction
+from yolact.modeling import Yolact, build_yolact
+
+ImageInput = np.ndarray | str | Path
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"``/None -> CUDA when available, else CPU; anything else as torch.device understands it."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
+    return resolved
+
+
+class Predictor:
+    """Runs YOLACT on images: numpy arrays (BGR uint8, as OpenCV reads them; grayscale and BGRA accepted) or
+    image paths. ``predictor(image)`` gives one :class:`Prediction`, ``predictor([a, b])`` a list."""
+
+    def __init__(
+        self,
+        model: Yolact,
+        config: YolactConfig,
+        class_names: Sequence[str] = COCO_CLASSES,
+        category_ids: Sequence[int] = COCO_CATEGORY_IDS,
+        device: str | torch.device | None = "auto",
+        score_threshold: float = 0.15,
+        top_k: int = 100,
+    ) -> None:
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
+        self.config = config
+        self.class_names = list(class_names)
+        self.category_ids = np.asarray(category_ids, dtype=np.int64)
+        self.score_threshold = score_threshold
+        self.top_k = top_k
+        self.postprocessor = Postprocessor(config.postprocess, config.max_size, config.box_variances)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        weights: str | Path,
+        config: YolactConfig | str | None = None,
+        device: str | torch.device | None = "auto",
+        score_threshold: float = 0.15,
+        top_k: int = 100,
+    ) -> Predictor:
+        """Load an official or our own checkpoint (the config from ``config``, the checkpoint or its file name)."""
+        checkpoint = load_checkpoint(weights, config)
+        return cls.from_loaded(checkpoint, weights, device, score_threshold, top_k)
+
+    @classmethod
+    def from_loaded(
+        cls,
+        checkpoint: Checkpoint,
+        path: str | Path = "checkpoint",
+        device: str | torch.device | None = "auto",
+        score_threshold: float = 0.15,
+        top_k: int = 100,
+    ) -> Predictor:
+        model = build_yolact(checkpoint.config)
+        load_model_weights(model, checkpoint, path)
+        return cls(model, checkpoint.config, checkpoint.class_names, checkpoint.category_ids, device,
+                   score_threshold, top_k)
+
+    def __call__(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 1
+                 ) -> Prediction | list[Prediction]:
+        if isinstance(images, (np.ndarray, str, Path)):
+            return self.predict([images])[0]
+        return self.predict(images, batch_size)
+
+    def predict(self, images: Sequence[ImageInput], batch_size: int = 1) -> list[Prediction]:
+        """Predictions for every image, computed ``batch_size`` images per network call."""
+        results: list[Prediction] = []
+        for start in range(0, len(images), batch_size):
+            chunk = images[start : start + batch_size]
+            loaded = [self._load(image, start + i) for i, image in enumerate(chunk)]
+            sources = [str(image) if isinstance(image, (str, Path)) else None for image in chunk]
+            results.extend(self.predict_arrays(loaded, sources))
+        return results
+
+    def iter_predict(self, paths: Sequence[str | Path]) -> Iterator[Prediction]:
+        """One prediction per path, lazily (images are read as they are needed)."""
+        for path in paths:
+            yield self.predict_arrays([read_image(path)], [str(path)])[0]
+
+    @torch.inference_mode()
+    def predict_arrays(self, images_bgr: Sequence[np.ndarray], sources: Sequence[str | None] | None = None
+                       ) -> list[Prediction]:
+        """BGR uint8 images [H, W, 3] -> predictions, in one network call."""
+        cfg = self.config
+        batch = torch.cat(
+            [normalize_image(image_to_tensor(image, self.device), cfg.max_size, cfg.backbone) for image in images_bgr]
+        )
+        detections = self.postprocessor(self.model(batch))
+        sources = sources or [None] * len(images_bgr)
+        predictions = []
+        for image, dets, source in zip(images_bgr, detections, sources):
+            height, width = image.shape[:2]
+            final = finalize_detections(dets, width, height, self.score_threshold, self.top_k)
+            class_ids = final.class_ids.cpu().numpy()
+            predictions.append(
+                Prediction(
+                    boxes_xyxy=final.boxes_xyxy.cpu().numpy(),
+                    scores=final.scores.float().cpu().numpy(),
+                    class_ids=class_ids,
+                    class_names=[self.class_names[i] for i in class_ids],
+                    category_ids=self.category_ids[class_ids],
+                    masks=final.masks.cpu().numpy(),
+                    image_size=(height, width),
+                    source=source,
+                )
+            )
+        return predictions
+
+    @staticmethod
+    def _load(image: ImageInput, index: int) -> np.ndarray:
+        if isinstance(image, (str, Path)):
+            return read_image(image)
+        return as_bgr_uint8(image, name=f"image {index}")
+
+
+def load(
+    weights: str | Path,
+    config: YolactConfig | str | None = None,
+    device: str | torch.device | None = "auto",
+    score_threshold: float = 0.15,
+    top_k: int = 100,
+) -> Predictor:
+    """Load a model from an official or our own checkpoint, ready to run: ``yolact.load("w.pth")(image)``."""
+    return Predictor.from_checkpoint(weights, config, device, score_threshold, top_k)

@@ -1,0 +1,66 @@
+"""Per-image prediction results and their COCO results-format records."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+
+@dataclass
+class Prediction:
+    """One image's detections at the original image size, sorted by descending score."""
+
+    boxes_xyxy: np.ndarray  # [N, 4] int64 pixel corners (truncated, clamped to the image), as the authors
+    scores: np.ndarray  # [N] float32
+    class_ids: np.ndarray  # [N] int64, contiguous 0..num_classes-1
+    class_names: list[str]  # [N]
+    category_ids: np.ndarray  # [N] int64, the dataset's category ids (COCO's 1-90 for official weights)
+    masks: np.ndarray  # [N, H, W] bool
+    image_size: tuple[int, int]  # (height, width)
+    source: str | None = None  # the file it came from, when it came from one
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def to_coco(self, image_id: int) -> list[dict[str, Any]]:
+        """COCO results records: image_id, category_id, bbox [x, y, w, h], score, segmentation (compressed RLE,
+        counts as ASCII) and the extra contiguous class_index."""
+        rles = encode_masks(self.masks)
+        records = []
+        for i in range(len(self)):
+            x1, y1, x2, y2 = (int(v) for v in self.boxes_xyxy[i])
+            records.append(
+                {
+                    "image_id": int(image_id),
+                    "category_id": int(self.category_ids[i]),
+                    "class_index": int(self.class_ids[i]),
+                    "bbox": [x1, y1, x2 - x1, y2 - y1],
+                    "score": float(self.scores[i]),
+                    "segmentation": rles[i],
+                }
+            )
+        return records
+
+
+def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
+    """Boolean masks [N, H, W] -> compressed COCO RLEs ``{"size": [H, W], "counts": str}``."""
+    if len(masks) == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
+    return [{"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in rles]
+
+
+def image_ids_for(paths: Sequence[str | Path]) -> list[int]:
+    """COCO image ids for files: the number in each file name (``000000000009.jpg`` -> 9; the last number when
+    there are several), or the file's 1-based position when its name has no number."""
+    ids = []
+    for position, path in enumerate(paths, start=1):
+        found = re.findall(r"\d+", Path(path).stem)
+        ids.append(int(found[-1]) if found else position)
+    return ids
