@@ -1,0 +1,144 @@
+"""The ``yolact`` command: argument parsing only; the work is done by the library."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from yolact.config import PRESETS
+
+EXAMPLES_PREDICT = """examples:
+  yolact predict photo.jpg --weights yolact_base_54_800000.pth --output out/
+  yolact predict images/ --weights yolact_resnet50_54_800000.pth --json dets.json --score-threshold 0.3
+  yolact predict images/ --weights my_model.pth --config yolact_resnet50 --device cpu
+
+the config comes from --config, else from our own checkpoints, else from an official file name
+(<config>_<epoch>_<iteration>.pth, as the authors' tools read it)."""
+
+EXAMPLES_EXPORT = """examples:
+  yolact export --weights runs/train/last.pth --format official --output yolact_base_0_1000.pth
+  yolact export --weights yolact_base_54_800000.pth --format yolact --output base.pth
+  yolact export --config yolact_resnet50 --random-init --output weights/yolact_resnet50_0_0.pth"""
+
+
+def _add_model_args(parser: argparse.ArgumentParser, weights_required: bool = True) -> None:
+    parser.add_argument("--weights", type=Path, required=weights_required, metavar="CKPT",
+                        help="checkpoint: an official .pth from the authors or one of ours")
+    parser.add_argument("--config", choices=sorted(PRESETS), metavar="NAME",
+                        help=f"model config (default: from the checkpoint or its file name); one of {', '.join(PRESETS)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="yolact", description="YOLACT real-time instance segmentation.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    predict = sub.add_parser("predict", help="segment objects in an image or a folder of images",
+                             description="Segment objects in an image or a folder of images.",
+                             epilog=EXAMPLES_PREDICT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    predict.add_argument("source", type=Path, help="an image file or a folder of images")
+    _add_model_args(predict)
+    predict.add_argument("--score-threshold", type=float, default=0.15,
+                         help="keep detections scoring strictly above this (default: 0.15; 0 keeps all)")
+    predict.add_argument("--top-k", type=int, default=100, help="keep at most this many detections per image (100)")
+    predict.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    predict.add_argument("--output", type=Path, metavar="DIR",
+                         help="write overlay images (masks, boxes, labels, scores) here, same file names")
+    predict.add_argument("--json", type=Path, metavar="FILE",
+                         help="write all detections as one COCO results list (bbox, score, RLE segmentation)")
+    predict.add_argument("--nms", choices=("fast", "cross_class_fast", "traditional"),
+                         help="NMS variant (default: the config's, Fast NMS per class)")
+    predict.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
+    predict.set_defaults(func=run_predict)
+
+    export = sub.add_parser("export", help="write a checkpoint in the authors' flat format or in ours",
+                            description="Convert checkpoints: 'official' writes the flat state_dict that the "
+                            "authors' eval.py and train.py read; 'yolact' writes ours (weights + config + "
+                            "class names).", epilog=EXAMPLES_EXPORT,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_model_args(export, weights_required=False)
+    export.add_argument("--format", choices=("official", "yolact"), default="official",
+                        help="official: flat state_dict for the authors' tools (default); yolact: our format")
+    export.add_argument("--output", type=Path, required=True, metavar="FILE", help="where to write the .pth")
+    export.add_argument("--random-init", action="store_true",
+                        help="instead of --weights, write a randomly initialised model of --config (for demos "
+                        "and tests: its detections are meaningless)")
+    export.add_argument("--seed", type=int, default=0, help="random seed for --random-init (default: 0)")
+    export.set_defaults(func=run_export)
+    return parser
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from yolact.checkpoint import load_checkpoint
+    from yolact.engine.predict_files import predict_files, resolve_sources
+    from yolact.engine.predictor import Predictor
+
+    if args.top_k < 1:
+        raise ValueError("--top-k must be at least 1")
+    paths = resolve_sources(args.source)
+    checkpoint = load_checkpoint(args.weights, args.config)
+    if args.nms:
+        post = dataclasses.replace(checkpoint.config.postprocess, nms=args.nms)
+        checkpoint.config = dataclasses.replace(checkpoint.config, postprocess=post)
+    predictor = Predictor.from_loaded(checkpoint, args.weights, args.device, args.score_threshold, args.top_k)
+    summary = predict_files(predictor, paths, args.output, args.json, progress=not args.quiet)
+    if not args.quiet:
+        for prediction in summary.predictions if len(paths) == 1 else []:
+            labels = ", ".join(f"{n} {s:.2f}" for n, s in zip(prediction.class_names[:5], prediction.scores[:5]))
+            more = f", ... ({len(prediction)} in all)" if len(prediction) > 5 else ""
+            print(f"{prediction.source}: {len(prediction)} detections{': ' + labels if labels else ''}{more}")
+    done = len(summary.predictions)
+    print(f"{done} image(s), {summary.num_detections} detections on {predictor.device}"
+          + (f"; skipped {len(summary.skipped)} unreadable image(s)" if summary.skipped else "")
+          + (f"; overlays in {args.output}" if args.output else "")
+          + (f"; detections in {args.json}" if args.json else ""))
+    return 0 if done else 1
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from yolact.checkpoint import load_checkpoint, save_checkpoint, save_official
+    from yolact.config import get_config
+    from yolact.modeling import build_yolact
+
+    if args.random_init == (args.weights is not None):
+        raise ValueError("give either --weights CKPT or --random-init (with --config)")
+    if args.random_init:
+        if not args.config:
+            raise ValueError("--random-init needs --config NAME")
+        import torch
+
+        torch.manual_seed(args.seed)
+        config = get_config(args.config)
+        state_dict = build_yolact(config).state_dict()
+        class_names = category_ids = None
+    else:
+        checkpoint = load_checkpoint(args.weights, args.config)
+        config, state_dict = checkpoint.config, checkpoint.state_dict
+        class_names, category_ids = checkpoint.class_names, checkpoint.category_ids
+    if args.format == "official":
+        save_official(args.output, state_dict)
+        print(f"wrote {len(state_dict)} tensors in the authors' format to {args.output} (config {config.name})")
+    else:
+        extra = {} if class_names is None else {"class_names": class_names, "category_ids": category_ids}
+        save_checkpoint(args.output, state_dict, config, **extra)
+        print(f"wrote {args.output} (config {config.name})")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from yolact.errors import YolactError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (YolactError, ValueError) as exc:
+        print(f"yolact {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"yolact {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
