@@ -207,8 +207,8 @@ def config_name_from_filename(path: str | Path) -> str | None:
     ``yolact_im700_54_800000.pth`` gives yolact_im700; a bare preset name (``yolact_base.pth``) is accepted too.
     Returns None when the name matches no preset.
     """
-    stem = Path(path).stem
-    match = re.fullmatch(r"(.+?)_(\d+)_(\d+|interrupt)", stem)
+    stem = Path(path).stem.removesuffix("_interrupt")
+    match = re.fullmatch(r"(.+)_(\d+)_(\d+)", stem)
     candidates = [match.group(1)] if match else []
     candidates.append(stem)
     for candidate in candidates:

@@ -23,7 +23,8 @@ def random_boxes(generator: torch.Generator, num: int, dtype: torch.dtype = torc
 def grid_boxes(num: int) -> torch.Tensor:
     """``num`` disjoint boxes in a row: no pair overlaps, so no NMS suppresses anything."""
     x1 = torch.arange(num, dtype=torch.float64) / num
-    return torch.stack((x1, torch.zeros(num), x1 + 0.5 / num, torch.full((num,), 0.5)), dim=1).double()
+    y1 = torch.zeros(num, dtype=torch.float64)
+    return torch.stack((x1, y1, x1 + 0.5 / num, y1 + 0.5), dim=1)
 
 
 def loop_iou(box_a: list[float], box_b: list[float]) -> float:
@@ -68,7 +69,7 @@ def loop_cross_class_fast_nms(
 ) -> list[Detection]:
     box_list = boxes.tolist()
     columns = list(zip(*scores.tolist(), strict=True))
-    best = [(max(range(len(column)), key=lambda c, column=column: column[c]), max(column)) for column in columns]
+    best = [(max(range(len(column)), key=column.__getitem__), max(column)) for column in columns]
     order = sorted(range(len(best)), key=lambda n: -best[n][1])[:top_k]
     kept: list[Detection] = []
     for rank, j in enumerate(order):
@@ -84,7 +85,7 @@ def loop_greedy_nms(
     score_threshold: float,
     max_detections: int,
     box_scale: float,
-    suppress: Callable[[float, float], bool] = lambda iou, threshold: iou > threshold,
+    suppress: Callable[[float, float], bool] = lambda iou, threshold: iou >= threshold,
 ) -> list[Detection]:
     box_list = (boxes * box_scale).tolist()
     kept: list[Detection] = []
@@ -126,9 +127,8 @@ def test_fast_nms_matches_loop(seed: int, top_k: int, max_detections: int) -> No
     result = fast_nms(boxes, scores, iou_threshold=0.5, top_k=top_k, max_detections=max_detections)
     expected = loop_fast_nms(boxes, scores, 0.5, top_k, max_detections)
     assert as_list(result) == expected
+    assert len(expected) > 0
     assert_sorted_descending(result[2])
-    # Suppression actually happened (otherwise this would not test the IoU logic).
-    assert len(expected) < min(4 * min(top_k, 30), max_detections) or max_detections < 4 * min(top_k, 30) // 2
 
 
 @pytest.mark.parametrize("seed", [5, 6])
@@ -144,12 +144,21 @@ def test_fast_nms_matches_loop_float32(seed: int, iou_threshold: float) -> None:
     assert result[2].dtype == torch.float32
 
 
-def test_fast_nms_suppression_actually_happens() -> None:
-    generator = torch.Generator().manual_seed(0)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_fast_nms_keeps_a_subset_of_greedy_nms(seed: int) -> None:
+    # Fast NMS lets suppressed boxes suppress, so it can only drop more than greedy NMS at the same threshold.
+    generator = torch.Generator().manual_seed(seed)
     boxes = random_boxes(generator, 30)
     scores = torch.rand(4, 30, generator=generator, dtype=torch.float64)
-    index, _, _ = fast_nms(boxes, scores, iou_threshold=0.5, top_k=200, max_detections=1000)
-    assert 4 <= len(index) < 4 * 30 // 2
+    index, classes, _ = fast_nms(boxes, scores, iou_threshold=0.5, top_k=200, max_detections=1000)
+    fast = set(zip(classes.tolist(), index.tolist(), strict=True))
+    greedy = {
+        (class_id, candidate)
+        for class_id in range(4)
+        for candidate in torchvision_nms(boxes, scores[class_id], 0.5).tolist()
+    }
+    assert fast < greedy  # strictly: on these crowded boxes the two differ
+    assert len(fast) > 4
 
 
 def test_fast_nms_is_per_class() -> None:
@@ -273,7 +282,7 @@ def test_traditional_nms_matches_loop(
 
 
 def test_traditional_nms_plus_one_convention_matters() -> None:
-    # At box_scale 10 these boxes are 2 px wide and overlap by 1 px: plain IoU 1/3, with +1 it is 2/4 = 0.5.
+    # At box_scale 10 these boxes are 2 px wide and overlap by 1 px: plain IoU 1/3, with +1 it is 6/12 = 0.5.
     boxes = torch.tensor([[0.0, 0.0, 0.2, 0.2], [0.1, 0.0, 0.3, 0.2]], dtype=torch.float64)
     scores = torch.tensor([[0.9, 0.8]], dtype=torch.float64)
     index, _, _ = traditional_nms(boxes, scores, iou_threshold=0.4, box_scale=10.0)
@@ -292,15 +301,11 @@ def test_traditional_nms_score_threshold_is_strict_and_per_class() -> None:
     assert as_list((index, classes, kept_scores)) == [(1, 1, 0.9), (0, 0, 0.5), (0, 1, 0.06)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the authors' Cython nms suppresses when IoU >= threshold; traditional_nms (torchvision) only when >",
-)
 def test_traditional_nms_suppresses_at_exactly_the_threshold_like_the_authors() -> None:
     # box_scale 1: widths with +1 are 10 and 10, heights 10 and 20; intersection 100, union 200: IoU exactly 0.5.
     boxes = torch.tensor([[0.0, 0.0, 9.0, 9.0], [0.0, 0.0, 9.0, 19.0]])
     scores = torch.tensor([[0.9, 0.8]])
-    authors = loop_greedy_nms(boxes, scores, 0.5, 0.05, 100, 1.0, suppress=lambda iou, threshold: iou >= threshold)
+    authors = loop_greedy_nms(boxes, scores, 0.5, 0.05, 100, 1.0)
     assert [index for index, _, _ in authors] == [0]
     index, _, _ = traditional_nms(boxes, scores, iou_threshold=0.5, box_scale=1.0)
     assert index.tolist() == [0]

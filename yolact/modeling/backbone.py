@@ -38,10 +38,7 @@ class Bottleneck(nn.Module):
 class ResNetBackbone(nn.Module):
     def __init__(self, layers: tuple[int, ...]) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        # Stages registered before the stem: the official state_dicts list backbone.layers.* first.
         self.layers = nn.ModuleList()
         self.channels: list[int] = []
         in_channels = 64
@@ -60,6 +57,10 @@ class ResNetBackbone(nn.Module):
             self.layers.append(nn.Sequential(*blocks))
             self.channels.append(out_channels)
             in_channels = out_channels
+        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -94,7 +95,6 @@ class DarkNetBlock(nn.Module):
 class DarkNetBackbone(nn.Module):
     def __init__(self, layers: tuple[int, ...] = (1, 2, 8, 8, 4)) -> None:
         super().__init__()
-        self._preconv = darknet_conv(3, 32, kernel_size=3)
         self.layers = nn.ModuleList()
         self.channels: list[int] = []
         in_channels = 32
@@ -106,6 +106,7 @@ class DarkNetBackbone(nn.Module):
             self.layers.append(nn.Sequential(*stage))
             self.channels.append(out_channels)
             in_channels = out_channels
+        self._preconv = darknet_conv(3, 32, kernel_size=3)
 
     def forward(self, x: Tensor) -> list[Tensor]:
         x = self._preconv(x)

@@ -46,9 +46,10 @@ class Yolact(nn.Module):
         selected_layers: tuple[int, ...],
     ) -> None:
         super().__init__()
+        # Registration order = the official state_dict's key order.
         self.backbone = backbone
-        self.fpn = fpn
         self.proto_net = proto_net
+        self.fpn = fpn
         self.prediction_layers = nn.ModuleList([head])
         self.semantic_seg_conv = semantic_seg_conv
         self.anchor_config = anchor_config

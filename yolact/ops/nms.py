@@ -86,5 +86,7 @@ def traditional_nms(
     boxes = boxes_xyxy[index] * box_scale
     # torchvision computes areas without the +1; widening x2, y2 by one pixel reproduces the authors' convention.
     boxes = torch.cat((boxes[:, :2], boxes[:, 2:] + 1), dim=1)
-    keep = batched_nms(boxes, candidate_scores, class_ids, iou_threshold)
+    # The authors suppress at IoU >= threshold, torchvision at IoU > threshold: step to the next float below.
+    below = torch.nextafter(torch.tensor(iou_threshold, dtype=boxes.dtype), torch.tensor(-1.0, dtype=boxes.dtype))
+    keep = batched_nms(boxes, candidate_scores, class_ids, float(below))
     return _take_best(index[keep], class_ids[keep], candidate_scores[keep], max_detections)

@@ -1,0 +1,47 @@
+"""Shared fixtures: the project's ../shared folder and official-format checkpoints built from its key lists."""
+
+from __future__ import annotations
+
+import os
+import runpy
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("YOLACT_SHARED", REPO.parent / "shared"))
+SPEC = SHARED / "spec"
+COCO128 = SHARED / "data" / "coco128-seg"
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SPEC.is_dir():
+        pytest.fail(f"{SHARED} is missing: the tests need the project's shared/ folder beside the repository "
+                    "(or YOLACT_SHARED pointing at it)")
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def make_official_checkpoint(shared_dir: Path, tmp_path_factory: pytest.TempPathFactory
+                             ) -> Callable[..., Path]:
+    """``make(config_name, seed=0, class_gain=8.0, filename=None) -> Path`` of a checkpoint written in the
+    authors' format by shared/spec/make_checkpoint.py, cached per session."""
+    maker = runpy.run_path(str(SPEC / "make_checkpoint.py"))
+    folder = tmp_path_factory.mktemp("official")
+    cache: dict[tuple, Path] = {}
+
+    def make(config: str, seed: int = 0, class_gain: float = 8.0, filename: str | None = None) -> Path:
+        key = (config, seed, class_gain, filename)
+        if key not in cache:
+            keys_file = SPEC / "keys" / f"{config.replace('yolact_im400', 'yolact_base')}.txt"
+            state = {name: maker["make_tensor"](name, shape, seed, class_gain)
+                     for name, shape in maker["read_keys"](keys_file)}
+            path = folder / (filename or f"{config}_{seed}_{int(class_gain * 1000)}.pth")
+            torch.save(state, path)
+            cache[key] = path
+        return cache[key]
+
+    return make

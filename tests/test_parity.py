@@ -1,0 +1,94 @@
+"""Reproduce the reference vectors of shared/spec (the authors' code on CPU, float32) with the spec's tolerances."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from yolact.checkpoint import load_checkpoint
+from yolact.data.images import read_image
+from yolact.data.transforms import image_to_tensor, normalize_image
+from yolact.engine.postprocess import Postprocessor, finalize_detections
+from yolact.engine.predictor import Predictor
+
+
+def read_case(folder: Path) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in (folder / "case.txt").read_text().split())
+
+
+@pytest.fixture(scope="module")
+def vector(shared_dir: Path) -> Path:
+    return shared_dir / "spec" / "vectors" / "yolact_resnet50_seed0"
+
+
+@pytest.fixture(scope="module")
+def checkpoint_path(vector: Path, make_official_checkpoint) -> Path:
+    case = read_case(vector)
+    return make_official_checkpoint(case["config"], int(case["seed"]), float(case["class_gain"]))
+
+
+def assert_close(name: str, actual: torch.Tensor, expected: np.ndarray) -> None:
+    # The spec's tolerance for intermediate tensors: max abs difference <= 1e-4 x the tensor's max abs value.
+    actual_np = actual.detach().cpu().numpy()
+    assert actual_np.shape == expected.shape, name
+    diff = np.abs(actual_np - expected).max()
+    assert diff <= 1e-4 * np.abs(expected).max(), f"{name}: max abs diff {diff}"
+
+
+def test_intermediate_tensors_match_reference(vector: Path, checkpoint_path: Path) -> None:
+    reference = np.load(vector / "reference.npz")
+    predictor = Predictor.from_checkpoint(checkpoint_path, "yolact_resnet50", device="cpu")
+    config = predictor.config
+    image = read_image(vector / "image.png")
+    with torch.inference_mode():
+        x = normalize_image(image_to_tensor(image), config.max_size, config.backbone)
+        out = predictor.model(x)
+        dets = Postprocessor(config.postprocess, config.max_size)(out)[0]
+        final = finalize_detections(dets, image.shape[1], image.shape[0])
+    assert_close("input", x, reference["input"])
+    assert_close("loc", out.loc, reference["loc"])
+    assert_close("conf", out.class_logits.softmax(-1), reference["conf"])
+    assert_close("mask_coef", out.mask_coeffs, reference["mask_coef"])
+    assert_close("priors", out.anchors_cxcywh, reference["priors"])
+    assert_close("proto", out.prototypes, reference["proto"])
+    assert_close("det_box", dets.boxes_xyxy, reference["det_box"])
+    assert_close("det_score", dets.scores, reference["det_score"])
+    assert np.array_equal(dets.class_ids.numpy(), reference["det_class"])
+    assert_close("masks_proto_soft", dets.soft_masks(), reference["masks_proto_soft"])
+    assert np.array_equal(final.boxes_xyxy.numpy(), reference["boxes"])
+
+
+def test_predict_cli_json_matches_expected_detections(vector: Path, checkpoint_path: Path, tmp_path: Path,
+                                                      shared_dir: Path) -> None:
+    out = tmp_path / "dets.json"
+    subprocess.run(
+        [sys.executable, "-m", "yolact.cli", "predict", str(vector / "image.png"), "--weights", str(checkpoint_path),
+         "--config", "yolact_resnet50", "--score-threshold", "0", "--top-k", "100", "--json", str(out),
+         "--device", "cpu", "--quiet"],
+        check=True,
+    )
+    records = json.loads(out.read_text())
+    assert len(records) == len(json.loads((vector / "expected.json").read_text()))
+    compare = subprocess.run(
+        [sys.executable, str(shared_dir / "spec" / "compare_dets.py"), str(vector / "expected.json"), str(out)],
+        capture_output=True, text=True,
+    )
+    assert compare.returncode == 0, compare.stdout
+
+
+def test_expected_detections_differ_from_a_wrong_model(vector: Path, make_official_checkpoint, tmp_path: Path,
+                                                       shared_dir: Path) -> None:
+    # The comparison is not vacuous: another seed's weights do not pass it.
+    predictor = Predictor.from_loaded(load_checkpoint(make_official_checkpoint("yolact_resnet50", seed=1)),
+                                      device="cpu", score_threshold=0.0, top_k=100)
+    out = tmp_path / "wrong.json"
+    out.write_text(json.dumps(predictor(vector / "image.png").to_coco(9)))
+    compare = subprocess.run(
+        [sys.executable, str(shared_dir / "spec" / "compare_dets.py"), str(vector / "expected.json"), str(out)],
+        capture_output=True, text=True,
+    )
+    assert compare.returncode == 1 and "MISMATCH" in compare.stdout
