@@ -27,7 +27,8 @@ def _add_model_args(parser: argparse.ArgumentParser, weights_required: bool = Tr
     parser.add_argument("--weights", type=Path, required=weights_required, metavar="CKPT",
                         help="checkpoint: an official .pth from the authors or one of ours")
     parser.add_argument("--config", choices=sorted(PRESETS), metavar="NAME",
-                        help=f"model config (default: from the checkpoint or its file name); one of {', '.join(PRESETS)}")
+                        help="model config (default: from the checkpoint or its file name); "
+                        f"one of {', '.join(PRESETS)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,9 +86,7 @@ def run_predict(args: argparse.Namespace) -> int:
     summary = predict_files(predictor, paths, args.output, args.json, progress=not args.quiet)
     if not args.quiet:
         for prediction in summary.predictions if len(paths) == 1 else []:
-            labels = ", ".join(f"{n} {s:.2f}" for n, s in zip(prediction.class_names[:5], prediction.scores[:5]))
-            more = f", ... ({len(prediction)} in all)" if len(prediction) > 5 else ""
-            print(f"{prediction.source}: {len(prediction)} detections{': ' + labels if labels else ''}{more}")
+            print(prediction.describe())
     done = len(summary.predictions)
     print(f"{done} image(s), {summary.num_detections} detections on {predictor.device}"
           + (f"; skipped {len(summary.skipped)} unreadable image(s)" if summary.skipped else "")

@@ -20,7 +20,7 @@ def read_image(path: str | Path) -> np.ndarray:
     # np.fromfile + imdecode instead of imread: works for non-ASCII paths on every platform.
     image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
     if image is None or image.size == 0:
-        raise ImageReadError(f"{path}: cannot decode this file as an image (corrupt or not an image); replace or remove it")
+        raise ImageReadError(f"{path}: cannot decode this file as an image (corrupt?); replace or remove it")
     return image
 
 

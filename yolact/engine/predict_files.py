@@ -67,7 +67,7 @@ def predict_files(
         output_dir.mkdir(parents=True, exist_ok=True)
     image_ids = image_ids_for(paths)
     bar = tqdm(paths, desc="predict", unit="img", disable=not progress or len(paths) < 2)
-    for path, image_id in zip(bar, image_ids):
+    for path, image_id in zip(bar, image_ids, strict=True):
         try:
             image = read_image(path)
         except ImageReadError as exc:

@@ -112,7 +112,7 @@ class Predictor:
         detections = self.postprocessor(self.model(batch))
         sources = sources or [None] * len(images_bgr)
         predictions = []
-        for image, dets, source in zip(images_bgr, detections, sources):
+        for image, dets, source in zip(images_bgr, detections, sources, strict=True):
             height, width = image.shape[:2]
             final = finalize_detections(dets, width, height, self.score_threshold, self.top_k)
             class_ids = final.class_ids.cpu().numpy()

@@ -28,6 +28,13 @@ class Prediction:
     def __len__(self) -> int:
         return len(self.scores)
 
+    def describe(self, max_items: int = 5) -> str:
+        """One line: ``photo.jpg: 3 detections: person 0.93, dog 0.88, ...``."""
+        labels = [f"{n} {s:.2f}" for n, s in zip(self.class_names[:max_items], self.scores[:max_items], strict=True)]
+        more = ", ..." if len(self) > max_items else ""
+        head = f"{self.source or 'image'}: {len(self)} detections"
+        return f"{head}: {', '.join(labels)}{more}" if labels else head
+
     def to_coco(self, image_id: int) -> list[dict[str, Any]]:
         """COCO results records: image_id, category_id, bbox [x, y, w, h], score, segmentation (compressed RLE,
         counts as ASCII) and the extra contiguous class_index."""

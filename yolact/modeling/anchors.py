@@ -20,7 +20,7 @@ def make_anchors(
     anchors. Computed in Python floats then cast, as the authors' ``make_priors``, so values agree bit for bit.
     """
     values: list[float] = []
-    for (height, width), scales in zip(feature_sizes, config.scales):
+    for (height, width), scales in zip(feature_sizes, config.scales, strict=True):
         shapes = []
         for scale in scales:
             for ratio in config.aspect_ratios:

@@ -18,6 +18,10 @@ def xyxy_to_cxcywh(boxes_xyxy: Tensor) -> Tensor:
     return torch.cat(((top_left + bottom_right) / 2, bottom_right - top_left), dim=-1)
 
 
+def _area(boxes_xyxy: Tensor) -> Tensor:
+    return (boxes_xyxy[..., 2] - boxes_xyxy[..., 0]) * (boxes_xyxy[..., 3] - boxes_xyxy[..., 1])
+
+
 def box_iou(boxes_a_xyxy: Tensor, boxes_b_xyxy: Tensor, crowd: bool = False) -> Tensor:
     """Pairwise IoU: [A, 4], [B, 4] -> [A, B], or batched [N, A, 4], [N, B, 4] -> [N, A, B].
 
@@ -27,10 +31,10 @@ def box_iou(boxes_a_xyxy: Tensor, boxes_b_xyxy: Tensor, crowd: bool = False) -> 
     top_left = torch.maximum(boxes_a_xyxy[..., :, None, :2], boxes_b_xyxy[..., None, :, :2])
     bottom_right = torch.minimum(boxes_a_xyxy[..., :, None, 2:], boxes_b_xyxy[..., None, :, 2:])
     inter = (bottom_right - top_left).clamp(min=0).prod(dim=-1)
-    area_a = ((boxes_a_xyxy[..., 2] - boxes_a_xyxy[..., 0]) * (boxes_a_xyxy[..., 3] - boxes_a_xyxy[..., 1]))[..., :, None]
+    area_a = _area(boxes_a_xyxy)[..., :, None]
     if crowd:
         return inter / area_a
-    area_b = ((boxes_b_xyxy[..., 2] - boxes_b_xyxy[..., 0]) * (boxes_b_xyxy[..., 3] - boxes_b_xyxy[..., 1]))[..., None, :]
+    area_b = _area(boxes_b_xyxy)[..., None, :]
     return inter / (area_a + area_b - inter)
 
 

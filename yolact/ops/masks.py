@@ -32,7 +32,8 @@ def crop_masks(masks: Tensor, boxes_xyxy: Tensor, padding: float = 1) -> Tensor:
 
 
 def paste_masks(masks: Tensor, height: int, width: int, threshold: float = 0.5) -> Tensor:
-    """Soft masks [N, h, w] -> boolean masks [N, height, width]: bilinear resize (align_corners=False), then > threshold."""
+    """Soft masks [N, h, w] -> boolean masks [N, height, width]: bilinear resize (align_corners=False), then
+    strictly above ``threshold``."""
     if masks.shape[0] == 0:
         return torch.zeros((0, height, width), dtype=torch.bool, device=masks.device)
     resized = F.interpolate(masks[None], (height, width), mode="bilinear", align_corners=False)[0]
