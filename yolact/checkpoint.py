@@ -46,16 +46,19 @@ def _read(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else "unsupported object"
-        raise CheckpointError(
-            f"{path}: refused to load objects other than tensors and plain containers ({reason}); "
-            "re-save it as a plain state_dict"
-        ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint (truncated or corrupt? {reason}); download it again"
-        ) from None
+        # weights_only refuses a pickled class by naming it ("Unsupported global: GLOBAL module.Name"); any other
+        # unpickling failure means the bytes are not a checkpoint at all.
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if found:
+            raise CheckpointError(
+                f"{path}: holds a pickled Python object ({found.group(1)}), which is never unpickled here for "
+                "safety; re-save the weights as a plain state_dict of tensors"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?); download it again"
+                              ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError):
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?); download it again"
+                              ) from None
 
 
 def _is_state_dict(obj: Any) -> bool:

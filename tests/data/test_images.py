@@ -45,6 +45,14 @@ def test_read_corrupt_file_names_the_path(tmp_path: Path) -> None:
     assert "\n" not in str(info.value)
 
 
+def test_read_empty_file_names_the_path(tmp_path: Path) -> None:
+    path = tmp_path / "empty.png"
+    path.write_bytes(b"")
+    with pytest.raises(ImageReadError, match="empty") as info:
+        read_image(path)
+    assert str(path) in str(info.value)
+
+
 def test_read_truncated_png_is_an_error(tmp_path: Path) -> None:
     ok, encoded = cv2.imencode(".png", _bgr())
     assert ok

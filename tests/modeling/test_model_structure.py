@@ -1,6 +1,7 @@
 """The module tree must be the authors' exactly: same state_dict keys, order and shapes as the official files."""
 
 import ast
+import dataclasses
 
 import pytest
 import torch
@@ -60,8 +61,8 @@ def test_semantic_head_runs_in_training_only() -> None:
 
 
 def test_anchor_order_and_values() -> None:
-    config = get_config("yolact_base")
-    anchors = make_anchors([(2, 3), (1, 1)], config.anchors, 550)
+    two_levels = dataclasses.replace(get_config("yolact_base").anchors, scales=((24,), (48,)))
+    anchors = make_anchors([(2, 3), (1, 1)], two_levels, 550)
     assert anchors.shape == ((6 + 1) * 3, 4)
     # Level 0, y=0, x=1: centre ((1 + .5) / 3, .5 / 2); the three aspect ratios change the size, not the shape.
     x1_y0 = anchors[3:6]
@@ -73,9 +74,7 @@ def test_anchor_order_and_values() -> None:
 
 
 def test_non_square_anchors_follow_the_ratio() -> None:
-    import dataclasses
-
-    anchors_cfg = dataclasses.replace(get_config("yolact_base").anchors, square=False)
+    anchors_cfg = dataclasses.replace(get_config("yolact_base").anchors, square=False, scales=((24,),))
     anchors = make_anchors([(1, 1)], anchors_cfg, 550)
     ratio = anchors[:, 2] / anchors[:, 3]
     assert torch.allclose(ratio, torch.tensor([1.0, 0.5, 2.0]))

@@ -18,7 +18,13 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise ImageReadError(f"{path}: no such image file; check the path")
     # np.fromfile + imdecode instead of imread: works for non-ASCII paths on every platform.
-    image = cv2.imdecode(np.fromfile(str(path), dtype=np.uint8), cv2.IMREAD_COLOR)
+    data = np.fromfile(str(path), dtype=np.uint8)
+    if data.size == 0:
+        raise ImageReadError(f"{path}: the file is empty; replace or remove it")
+    try:
+        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    except cv2.error:
+        image = None
     if image is None or image.size == 0:
         raise ImageReadError(f"{path}: cannot decode this file as an image (corrupt?); replace or remove it")
     return image
@@ -29,10 +35,11 @@ def as_bgr_uint8(image: np.ndarray, name: str = "image") -> np.ndarray:
     loses its alpha; float arrays are taken as 0-255 values."""
     if not isinstance(image, np.ndarray):
         raise ImageReadError(f"{name}: expected a numpy array or an image path, got {type(image).__name__}")
+    shape = image.shape
     if image.ndim == 2:
         image = image[:, :, None]
     if image.ndim != 3 or image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) == 0:
-        raise ImageReadError(f"{name}: expected an image array [H, W], [H, W, 3] or [H, W, 4], got shape {image.shape}")
+        raise ImageReadError(f"{name}: expected an image array [H, W], [H, W, 3] or [H, W, 4], got shape {shape}")
     if image.dtype != np.uint8:
         image = np.clip(image, 0, 255).astype(np.uint8)
     if image.shape[2] == 1:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -95,11 +95,6 @@ class Predictor:
             sources = [str(image) if isinstance(image, (str, Path)) else None for image in chunk]
             results.extend(self.predict_arrays(loaded, sources))
         return results
-
-    def iter_predict(self, paths: Sequence[str | Path]) -> Iterator[Prediction]:
-        """One prediction per path, lazily (images are read as they are needed)."""
-        for path in paths:
-            yield self.predict_arrays([read_image(path)], [str(path)])[0]
 
     @torch.inference_mode()
     def predict_arrays(self, images_bgr: Sequence[np.ndarray], sources: Sequence[str | None] | None = None
