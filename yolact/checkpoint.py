@@ -8,10 +8,8 @@ and plain containers.
 
 from __future__ import annotations
 
-import os
 import pickle
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from torch import Tensor
 from yolact.config import PRESETS, YolactConfig, config_name_from_filename, get_config
 from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.errors import CheckpointError
+from yolact.io import atomic_write
 
 FORMAT_VERSION = 1
 
@@ -225,18 +224,6 @@ def load_model_weights(model: torch.nn.Module, checkpoint: Checkpoint, path: str
     model.load_state_dict(checkpoint.state_dict, strict=True)
 
 
-def _atomic_save(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(
     path: str | Path,
     state_dict: Mapping[str, Tensor],
@@ -246,7 +233,6 @@ def save_checkpoint(
     **extra: Any,
 ) -> Path:
     """Write our checkpoint format atomically (temp file + rename)."""
-    path = Path(path)
     payload = {
         "format_version": FORMAT_VERSION,
         "model": {k: v.detach().cpu() for k, v in state_dict.items()},
@@ -255,12 +241,10 @@ def save_checkpoint(
         "category_ids": [int(i) for i in category_ids],
         **extra,
     }
-    _atomic_save(payload, path)
-    return path
+    return atomic_write(path, lambda f: torch.save(payload, f))
 
 
 def save_official(path: str | Path, state_dict: Mapping[str, Tensor]) -> Path:
     """Write a flat official-layout state_dict (what the authors' eval.py and train.py --resume read), atomically."""
-    path = Path(path)
-    _atomic_save({k: v.detach().cpu() for k, v in state_dict.items()}, path)
-    return path
+    flat = {k: v.detach().cpu() for k, v in state_dict.items()}
+    return atomic_write(path, lambda f: torch.save(flat, f))

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from yolact.engine.predictor import Predictor
 from yolact.engine.results import Prediction, image_ids_for
 from yolact.engine.visualize import draw_instances
 from yolact.errors import ImageReadError, YolactError
+from yolact.io import atomic_write
 
 
 @dataclass
@@ -37,18 +36,6 @@ def resolve_sources(source: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     raise YolactError(f"{path}: no such file or folder; give an image file or a folder of images")
-
-
-def write_json_atomic(obj: object, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def predict_files(
@@ -88,5 +75,5 @@ def predict_files(
             if not cv2.imwrite(str(out), overlay):
                 cv2.imwrite(str(out.with_suffix(".jpg")), overlay)
     if json_path is not None:
-        write_json_atomic(records, json_path)
+        atomic_write(json_path, lambda f: f.write(json.dumps(records).encode()))
     return summary
