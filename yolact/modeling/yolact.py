@@ -69,8 +69,15 @@ class Yolact(nn.Module):
 
     def forward(self, images: Tensor) -> YolactOutput:
         """Normalised RGB images [B, 3, S, S] -> :class:`YolactOutput`."""
+        return self.predict_from_pyramid(self.extract_pyramid(images))
+
+    def extract_pyramid(self, images: Tensor) -> list[Tensor]:
+        """Backbone + FPN: images [B, 3, S, S] -> P3..P7."""
         features = self.backbone(images)
-        pyramid = self.fpn([features[i] for i in self.selected_layers])
+        return self.fpn([features[i] for i in self.selected_layers])
+
+    def predict_from_pyramid(self, pyramid: list[Tensor]) -> YolactOutput:
+        """Protonet, prediction head and (in training) the semantic head over P3..P7."""
         prototypes = self.proto_net(pyramid[0])
         locs, logits, coeffs = [], [], []
         for level in pyramid:
@@ -78,7 +85,7 @@ class Yolact(nn.Module):
             locs.append(out.loc)
             logits.append(out.class_logits)
             coeffs.append(out.mask_coeffs)
-        anchors = self.anchors([tuple(level.shape[-2:]) for level in pyramid], images.device)
+        anchors = self.anchors([tuple(level.shape[-2:]) for level in pyramid], pyramid[0].device)
         semantic_logits = self.semantic_seg_conv(pyramid[0]) if self.training else None
         return YolactOutput(
             loc=torch.cat(locs, dim=1),
