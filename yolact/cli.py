@@ -17,6 +17,13 @@ EXAMPLES_PREDICT = """examples:
 the config comes from --config, else from our own checkpoints, else from an official file name
 (<config>_<epoch>_<iteration>.pth, as the authors' tools read it)."""
 
+EXAMPLES_EVAL = """examples:
+  yolact eval --weights yolact_base_54_800000.pth --ann annotations/instances_val2017.json --images val2017/
+  yolact eval --weights my_model.pth --ann val.json --images imgs/ --per-class --save-metrics metrics.json
+
+box and mask AP as COCO defines them (pycocotools); the model's classes are matched to the dataset's
+categories by name, so a COCO model evaluates on any subset of COCO's categories."""
+
 EXAMPLES_EXPORT = """examples:
   yolact export --weights runs/train/last.pth --format official --output yolact_base_0_1000.pth
   yolact export --weights yolact_base_54_800000.pth --format yolact --output base.pth
@@ -52,6 +59,25 @@ def build_parser() -> argparse.ArgumentParser:
                          help="NMS variant (default: the config's, Fast NMS per class)")
     predict.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
     predict.set_defaults(func=run_predict)
+
+    evaluate = sub.add_parser("eval", help="COCO box and mask AP on an annotated dataset",
+                              description="COCO box and mask AP (AP, AP50, AP75, small/medium/large) of a model on "
+                              "a COCO-format dataset.", epilog=EXAMPLES_EVAL,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_model_args(evaluate)
+    evaluate.add_argument("--ann", type=Path, required=True, metavar="JSON", help="COCO instances annotation file")
+    evaluate.add_argument("--images", type=Path, required=True, metavar="DIR", help="folder of the images it lists")
+    evaluate.add_argument("--per-class", action="store_true", help="also print box and mask AP per class")
+    evaluate.add_argument("--json", type=Path, metavar="FILE",
+                          help="write all detections as one COCO results list (records with bbox and segmentation)")
+    evaluate.add_argument("--save-metrics", type=Path, metavar="FILE", help="write every figure as JSON")
+    evaluate.add_argument("--score-threshold", type=float, default=0.0,
+                          help="keep detections scoring strictly above this (default: 0, as COCO evaluation)")
+    evaluate.add_argument("--top-k", type=int, default=100, help="at most this many detections per image (100)")
+    evaluate.add_argument("--max-images", type=int, metavar="N", help="evaluate only the first N images (by id)")
+    evaluate.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=run_eval)
 
     export = sub.add_parser("export", help="write a checkpoint in the authors' flat format or in ours",
                             description="Convert checkpoints: 'official' writes the flat state_dict that the "
@@ -93,6 +119,26 @@ def run_predict(args: argparse.Namespace) -> int:
           + (f"; overlays in {args.output}" if args.output else "")
           + (f"; detections in {args.json}" if args.json else ""))
     return 0 if done else 1
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from yolact.data.coco import load_coco
+    from yolact.engine.evaluator import evaluate_predictor
+    from yolact.engine.predictor import Predictor
+    from yolact.io import atomic_write
+
+    dataset = load_coco(args.ann, args.images)
+    predictor = Predictor.from_checkpoint(args.weights, args.config, args.device, args.score_threshold, args.top_k)
+    result = evaluate_predictor(predictor, dataset, args.json, progress=not args.quiet, limit=args.max_images)
+    print(f"{result.num_images} images evaluated on {predictor.device}"
+          + (f"; skipped {len(result.skipped)} unreadable or missing image(s)" if result.skipped else ""))
+    print(result.format_table(per_class=args.per_class))
+    if args.save_metrics:
+        atomic_write(args.save_metrics, lambda f: f.write(json.dumps(result.to_dict(), indent=2).encode()))
+        print(f"metrics in {args.save_metrics}")
+    return 0
 
 
 def run_export(args: argparse.Namespace) -> int:

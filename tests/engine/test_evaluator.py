@@ -1,0 +1,159 @@
+"""COCO evaluation against pycocotools itself, on coco128-seg."""
+
+import contextlib
+import copy
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import COCO128, SHARED
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from yolact.cli import main
+from yolact.data.coco import load_coco
+from yolact.data.coco_classes import COCO_CLASSES
+from yolact.engine.evaluator import METRIC_NAMES, Evaluator, evaluate_records, match_categories
+from yolact.errors import YolactError
+
+ANN = COCO128 / "annotations" / "instances_all.json"
+IMAGES = COCO128 / "images"
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return load_coco(ANN, IMAGES)
+
+
+def gt_as_detections(dataset, degrade: bool = False) -> list[dict]:
+    """Ground truth as COCO results; degraded: boxes shifted by a third of their size, masks eroded."""
+    import cv2
+
+    records = []
+    for ann in dataset.coco.dataset["annotations"]:
+        mask = dataset.coco.annToMask(ann)
+        x, y, w, h = ann["bbox"]
+        if degrade:
+            x, y = x + w / 3, y + h / 3
+            mask = cv2.erode(mask, np.ones((7, 7), np.uint8))
+        rle = mask_utils.encode(np.asfortranarray(mask))
+        records.append({"image_id": ann["image_id"], "category_id": ann["category_id"], "bbox": [x, y, w, h],
+                        "score": 1.0 - 1e-4 * (ann["id"] % 97), "segmentation": {
+                            "size": rle["size"], "counts": rle["counts"].decode("ascii")}})
+    return records
+
+
+def pycocotools_stats(ann_file: Path, results_file: Path, iou_type: str) -> np.ndarray:
+    """pycocotools called directly, as its own docs show (a segm results file has no bbox field)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        gt = COCO(str(ann_file))
+        results = json.loads(results_file.read_text())
+        if iou_type == "segm":
+            results = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
+        evaluator = COCOeval(gt, gt.loadRes(results), iou_type)
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    return evaluator.stats[:6]
+
+
+def test_ground_truth_scores_ap_one(dataset) -> None:
+    result = evaluate_records(dataset, gt_as_detections(dataset))
+    for iou_type in ("bbox", "segm"):
+        assert getattr(result, iou_type)["AP"] == pytest.approx(1.0)
+        assert getattr(result, iou_type)["AP50"] == pytest.approx(1.0)
+    assert len(result.per_class) == 71
+    assert all(row["bbox"] == pytest.approx(1.0) and row["segm"] == pytest.approx(1.0)
+               for row in result.per_class.values())
+
+
+def test_degraded_detections_score_lower_and_equal_pycocotools(dataset, tmp_path: Path) -> None:
+    records = gt_as_detections(dataset, degrade=True)
+    results_file = tmp_path / "degraded.json"
+    results_file.write_text(json.dumps(records))
+    result = evaluate_records(dataset, copy.deepcopy(records))
+    assert 0 < result.bbox["AP"] < 0.9 and 0 < result.segm["AP"] < 0.9
+    for iou_type in ("bbox", "segm"):
+        expected = pycocotools_stats(ANN, results_file, iou_type)
+        actual = [getattr(result, iou_type)[m] for m in METRIC_NAMES]
+        np.testing.assert_allclose(actual, expected, atol=1e-12)
+    json.dumps(result.to_dict())  # every figure is plain JSON
+
+
+def test_crowd_regions_are_ignored_not_false_positives(tmp_path: Path) -> None:
+    square = [[10, 10, 50, 10, 50, 50, 10, 50]]
+    crowd_rle = mask_utils.encode(np.asfortranarray(np.pad(np.ones((30, 30), np.uint8), ((60, 10), (60, 10)))))
+    data = {
+        "images": [{"id": 1, "file_name": "a.jpg", "width": 100, "height": 100}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 40, 40], "segmentation": square,
+             "area": 1600, "iscrowd": 0},
+            {"id": 2, "image_id": 1, "category_id": 1, "bbox": [60, 60, 30, 30], "area": 900, "iscrowd": 1,
+             "segmentation": {"size": crowd_rle["size"], "counts": crowd_rle["counts"].decode("ascii")}},
+        ],
+        "categories": [{"id": 1, "name": "person"}],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(data))
+    dataset = load_coco(tmp_path / "ann.json", tmp_path)
+    hit = gt_as_detections(dataset)[:1]
+    on_crowd = dict(gt_as_detections(dataset)[1], score=0.99)  # scores above the true positive
+    result = evaluate_records(dataset, [*hit, on_crowd])
+    assert result.bbox["AP"] == pytest.approx(1.0) and result.segm["AP"] == pytest.approx(1.0)
+    assert result.per_class["person"]["num_instances"] == 1  # crowd regions are not counted as instances
+
+
+def test_images_without_annotations_count_their_false_positives(dataset) -> None:
+    empty_images = [i for i in dataset.image_ids if not dataset.coco.getAnnIds(imgIds=[i])]
+    assert len(empty_images) == 2
+    records = gt_as_detections(dataset)
+    false_positive = dict(records[0], image_id=empty_images[0], score=1.0)
+    worse = evaluate_records(dataset, [*records, false_positive])
+    assert worse.bbox["AP"] < 1.0
+
+
+def test_no_detections_score_zero(dataset) -> None:
+    result = evaluate_records(dataset, [], image_ids=[9, 25])
+    assert result.bbox["AP"] == 0.0 and result.segm["AP"] == 0.0
+
+
+def test_categories_match_by_name_and_mismatch_is_an_error(dataset, tmp_path: Path) -> None:
+    mapping = match_categories(COCO_CLASSES, dataset)
+    assert mapping[0] == 1 and mapping[79] == 90 and len(mapping) == 80
+    voc = load_coco(SHARED / "data" / "labelme-voc-instseg" / "annotations" / "instances.json",
+                    SHARED / "data" / "labelme-voc-instseg" / "images")
+    with pytest.raises(YolactError, match=r"cannot predict: sofa \(id 18\)"):
+        Evaluator(voc, COCO_CLASSES)
+    # A model of the dataset's own classes, in another order and id space, maps by name.
+    names = [c["name"] for c in reversed(voc.categories)]
+    assert match_categories(names, voc)[0] == voc.categories[-1]["id"]
+
+
+def test_eval_cli_end_to_end(make_official_checkpoint, tmp_path: Path, capsys) -> None:
+    # A few coco128 images with random official-format weights, one listed image missing on disk: the pipeline,
+    # not the score (random weights score near 0).
+    data = json.loads((COCO128 / "annotations" / "instances_val.json").read_text())
+    data["images"] = data["images"][:3]
+    data["images"].append({"id": 999999, "file_name": "missing.jpg", "width": 640, "height": 480})
+    ids = {i["id"] for i in data["images"]}
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in ids]
+    ann = tmp_path / "subset.json"
+    ann.write_text(json.dumps(data))
+    metrics, dets = tmp_path / "metrics.json", tmp_path / "dets.json"
+    code = main(["eval", "--weights", str(make_official_checkpoint("yolact_resnet50")), "--ann", str(ann),
+                 "--images", str(IMAGES), "--device", "cpu", "--per-class", "--save-metrics", str(metrics),
+                 "--json", str(dets), "--top-k", "20", "--quiet"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "3 images evaluated" in out and "skipped 1" in out and "box AP" in out
+    figures = json.loads(metrics.read_text())
+    assert set(figures["bbox"]) == set(METRIC_NAMES) == set(figures["segm"])
+    assert all(-1 <= v <= 1 for t in ("bbox", "segm") for v in figures[t].values())
+    assert figures["num_skipped"] == 1 and figures["per_class"]
+    records = json.loads(dets.read_text())
+    assert records and all("bbox" in r and "segmentation" in r for r in records)
+    assert {r["image_id"] for r in records} <= ids - {999999}
+    with contextlib.redirect_stdout(io.StringIO()):
+        COCO(str(ann)).loadRes(str(dets))  # pycocotools reads it
