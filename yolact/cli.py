@@ -24,6 +24,13 @@ EXAMPLES_EVAL = """examples:
 box and mask AP as COCO defines them (pycocotools); the model's classes are matched to the dataset's
 categories by name, so a COCO model evaluates on any subset of COCO's categories."""
 
+EXAMPLES_BENCHMARK = """examples:
+  yolact benchmark --weights yolact_base_54_800000.pth --device cuda --batch-size 8
+  yolact benchmark --weights yolact_resnet50_54_800000.pth --images photos/ --runs 50 --json bench.json
+
+per-stage latency (median and interquartile range), end-to-end FPS at batch 1 and --batch-size, GFLOPs
+(torch's FLOP counter), parameters, peak memory; without --images it uses the bundled sample images."""
+
 EXAMPLES_EXPORT = """examples:
   yolact export --weights runs/train/last.pth --format official --output yolact_base_0_1000.pth
   yolact export --weights yolact_base_54_800000.pth --format yolact --output base.pth
@@ -78,6 +85,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=run_eval)
+
+    bench = sub.add_parser("benchmark", help="per-stage latency, FPS, GFLOPs and memory of a model",
+                           description="Time every stage of inference (preprocess, backbone+FPN, heads, NMS, mask "
+                           "assembly, paste) and end-to-end throughput.", epilog=EXAMPLES_BENCHMARK,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_model_args(bench)
+    bench.add_argument("--images", type=Path, metavar="DIR", help="images to run on (default: the bundled samples)")
+    bench.add_argument("--runs", type=int, default=20, help="timed runs per measurement (default: 20)")
+    bench.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default: 3)")
+    bench.add_argument("--batch-size", type=int, default=4, help="batch for the throughput figure (default: 4)")
+    bench.add_argument("--score-threshold", type=float, default=0.15, help="as predict (default: 0.15)")
+    bench.add_argument("--top-k", type=int, default=100, help="as predict (default: 100)")
+    bench.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
+    bench.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON")
+    bench.add_argument("--quiet", action="store_true", help="no progress bar")
+    bench.set_defaults(func=run_benchmark)
 
     export = sub.add_parser("export", help="write a checkpoint in the authors' flat format or in ours",
                             description="Convert checkpoints: 'official' writes the flat state_dict that the "
@@ -138,6 +162,26 @@ def run_eval(args: argparse.Namespace) -> int:
     if args.save_metrics:
         atomic_write(args.save_metrics, lambda f: f.write(json.dumps(result.to_dict(), indent=2).encode()))
         print(f"metrics in {args.save_metrics}")
+    return 0
+
+
+def run_benchmark(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from yolact.engine import benchmark
+    from yolact.engine.predictor import Predictor
+    from yolact.io import atomic_write
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    predictor = Predictor.from_checkpoint(args.weights, args.config, args.device, args.score_threshold, args.top_k)
+    report = benchmark.run_benchmark(predictor, benchmark.load_benchmark_images(args.images), runs=args.runs,
+                                     warmup=args.warmup, batch_size=args.batch_size, progress=not args.quiet)
+    print(report.format_table())
+    if args.json:
+        atomic_write(args.json, lambda f: f.write(json.dumps(report.to_dict(), indent=2).encode()))
     return 0
 
 
