@@ -14,6 +14,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("YOLACT_SHARED", REPO.parent / "shared"))
 SPEC = SHARED / "spec"
 COCO128 = SHARED / "data" / "coco128-seg"
+# The presets of the authors' published models (the others, like yolact_resnet18, are ours).
+OFFICIAL_PRESETS = ("yolact_base", "yolact_darknet53", "yolact_im400", "yolact_im700", "yolact_resnet50")
 
 
 @pytest.fixture(scope="session")

@@ -2,15 +2,15 @@
 
 import pytest
 import torch
+from conftest import OFFICIAL_PRESETS
 
 import yolact
 from yolact.checkpoint import drop_legacy_keys, inspect_state_dict, load_checkpoint, save_checkpoint, save_official
-from yolact.config import PRESETS
 from yolact.data.coco_classes import COCO_CLASSES
 from yolact.errors import CheckpointError
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", OFFICIAL_PRESETS)
 def test_every_official_config_loads_and_runs(name: str, make_official_checkpoint, shared_dir) -> None:
     path = make_official_checkpoint(name)
     predictor = yolact.load(path, device="cpu", score_threshold=0.0, top_k=20)

@@ -97,7 +97,9 @@ def inspect_state_dict(state_dict: Mapping[str, Tensor]) -> CheckpointSignature:
     else:
         family = "ResNet"
         stage_blocks = _blocks_per_stage(keys, offset=0)
-        depth = {(3, 4, 23, 3): "101", (3, 4, 6, 3): "50", (2, 2, 2, 2): "18"}.get(stage_blocks, str(stage_blocks))
+        basic = not any(k.startswith("backbone.layers.0.0.conv3.") for k in keys)
+        depths = {(3, 4, 23, 3): "101", (3, 4, 6, 3): "34" if basic else "50", (2, 2, 2, 2): "18"}
+        depth = depths.get(stage_blocks, str(stage_blocks))
     bbox = state_dict.get("prediction_layers.0.bbox_layer.weight")
     conf = state_dict.get("prediction_layers.0.conf_layer.weight")
     anchors = bbox.shape[0] // 4 if bbox is not None else None

@@ -26,6 +26,8 @@ class BackboneConfig:
 
     kind: Literal["resnet", "darknet"] = "resnet"
     layers: tuple[int, ...] = (3, 4, 23, 3)
+    # ResNet-18/34 are built of basic blocks, ResNet-50 and deeper of bottlenecks (He et al. 2016, table 1).
+    block: Literal["basic", "bottleneck"] = "bottleneck"
     # Backbone stages whose outputs feed the FPN (C3, C4, C5).
     selected_layers: tuple[int, ...] = (1, 2, 3)
     # ResNets: (x - mean) / std; DarkNet: x / 255 (the authors' `darknet_transform`).
@@ -35,7 +37,9 @@ class BackboneConfig:
 
     @property
     def display_name(self) -> str:
-        depth = {(3, 4, 23, 3): 101, (3, 4, 6, 3): 50, (2, 2, 2, 2): 18, (1, 2, 8, 8, 4): 53}.get(self.layers)
+        depths = {(3, 4, 23, 3): 101, (3, 4, 6, 3): 34 if self.block == "basic" else 50, (2, 2, 2, 2): 18,
+                  (1, 2, 8, 8, 4): 53}
+        depth = depths.get(self.layers)
         family = "ResNet" if self.kind == "resnet" else "DarkNet"
         return f"{family}-{depth}" if depth else f"{family} {self.layers}"
 
@@ -91,6 +95,42 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class SolverConfig:
+    """The published models' optimisation (train.py and yolact_base_config), at the reference batch size.
+
+    For another batch size B the authors scale the learning rate by B/8 and divide the iterations and the
+    steps by B/8 (:meth:`scaled`).
+    """
+
+    batch_size: int = 8
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    # Linear warm-up from warmup_init to lr over warmup_iterations.
+    warmup_init: float = 1e-4
+    warmup_iterations: int = 500
+    # lr is multiplied by gamma at each step.
+    steps: tuple[int, ...] = (280_000, 600_000, 700_000, 750_000)
+    gamma: float = 0.1
+    max_iterations: int = 800_000
+    # BatchNorm is frozen (eval mode, no gradient) when starting from ImageNet weights with fewer than this many
+    # images per GPU: batch statistics of a few images are too noisy to train on.
+    freeze_bn_below_batch: int = 6
+
+    def scaled(self, batch_size: int) -> SolverConfig:
+        factor = batch_size / self.batch_size
+        return dataclasses.replace(
+            self,
+            batch_size=batch_size,
+            lr=self.lr * factor,
+            warmup_init=self.warmup_init * factor,
+            warmup_iterations=max(1, round(self.warmup_iterations / factor)),
+            steps=tuple(round(s / factor) for s in self.steps),
+            max_iterations=max(1, round(self.max_iterations / factor)),
+        )
+
+
+@dataclass(frozen=True)
 class YolactConfig:
     name: str = "yolact_base"
     backbone: BackboneConfig = field(default_factory=BackboneConfig)
@@ -98,6 +138,7 @@ class YolactConfig:
     anchors: AnchorConfig = field(default_factory=AnchorConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    solver: SolverConfig = field(default_factory=SolverConfig)
     # Object classes, background excluded (the authors' num_classes counts background: 81 for COCO).
     num_classes: int = 80
     num_prototypes: int = 32
@@ -145,6 +186,7 @@ _DATACLASS_FIELDS: dict[str, type] = {
     "anchors": AnchorConfig,
     "postprocess": PostprocessConfig,
     "loss": LossConfig,
+    "solver": SolverConfig,
 }
 
 
@@ -184,12 +226,27 @@ def yolact_darknet53() -> YolactConfig:
     )
 
 
+def yolact_resnet18() -> YolactConfig:
+    """A light preset for CPUs: the full YOLACT structure (FPN P3-P7, protonet, shared head, semantic head) on a
+    ResNet-18 at 320 px, with 128-channel FPN, protonet and head. Not one of the authors' configs."""
+    return dataclasses.replace(
+        yolact_base(),
+        name="yolact_resnet18",
+        backbone=BackboneConfig(layers=(2, 2, 2, 2), block="basic"),
+        max_size=320,
+        anchors=_scaled_anchors(320),
+        fpn=FPNConfig(num_features=128),
+        protonet_channels=128,
+    )
+
+
 PRESETS = {
     "yolact_base": yolact_base,
     "yolact_im400": yolact_im400,
     "yolact_im700": yolact_im700,
     "yolact_resnet50": yolact_resnet50,
     "yolact_darknet53": yolact_darknet53,
+    "yolact_resnet18": yolact_resnet18,
 }
 
 

@@ -5,12 +5,13 @@ import dataclasses
 
 import pytest
 import torch
+from conftest import OFFICIAL_PRESETS
 
-from yolact.config import PRESETS, get_config
+from yolact.config import get_config
 from yolact.modeling import build_yolact
 from yolact.modeling.anchors import make_anchors
 
-KEY_LISTS = {name: name.replace("yolact_im400", "yolact_base") for name in PRESETS}
+KEY_LISTS = {name: name.replace("yolact_im400", "yolact_base") for name in OFFICIAL_PRESETS}
 
 
 def read_key_list(path) -> list[tuple[str, tuple[int, ...]]]:
@@ -21,7 +22,7 @@ def read_key_list(path) -> list[tuple[str, tuple[int, ...]]]:
     return keys
 
 
-@pytest.mark.parametrize("name", sorted(PRESETS))
+@pytest.mark.parametrize("name", OFFICIAL_PRESETS)
 def test_state_dict_matches_official_key_list(name: str, shared_dir) -> None:
     expected = read_key_list(shared_dir / "spec" / "keys" / f"{KEY_LISTS[name]}.txt")
     model = build_yolact(get_config(name))
@@ -78,3 +79,16 @@ def test_non_square_anchors_follow_the_ratio() -> None:
     anchors = make_anchors([(1, 1)], anchors_cfg, 550)
     ratio = anchors[:, 2] / anchors[:, 3]
     assert torch.allclose(ratio, torch.tensor([1.0, 0.5, 2.0]))
+
+
+def test_resnet18_preset_is_the_full_structure_on_basic_blocks() -> None:
+    config = get_config("yolact_resnet18")
+    model = build_yolact(config)
+    assert config.backbone.display_name == "ResNet-18" and config.max_size == 320
+    keys = model.state_dict().keys()
+    assert "backbone.layers.0.0.conv3.weight" not in keys and "backbone.layers.3.1.conv2.weight" in keys
+    assert {k.split(".")[0] for k in keys} == {"backbone", "proto_net", "fpn", "prediction_layers", "semantic_seg_conv"}
+    with torch.inference_mode():
+        out = model(torch.randn(1, 3, 320, 320))
+    assert out.prototypes.shape == (1, 80, 80, 32)
+    assert len(model.fpn.downsample_layers) == 2  # P6, P7

@@ -1,4 +1,4 @@
-"""Backbones: ResNet-50/101 (torchvision-style Bottleneck) and DarkNet-53.
+"""Backbones: ResNet-18/50/101 (torchvision-style BasicBlock / Bottleneck) and DarkNet-53.
 
 Module names follow the authors' backbone.py, so the official checkpoints' ``backbone.*`` keys load as they are.
 Each backbone returns the output of every stage; ``channels`` lists their widths.
@@ -35,8 +35,28 @@ class Bottleneck(nn.Module):
         return self.relu(out + shortcut)
 
 
+class BasicBlock(nn.Module):
+    """Two 3x3 convs (the first carrying the stride), for ResNet-18/34."""
+
+    expansion = 1
+
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.relu(self.bn2(self.conv2(out)) + shortcut)
+
+
 class ResNetBackbone(nn.Module):
-    def __init__(self, layers: tuple[int, ...]) -> None:
+    def __init__(self, layers: tuple[int, ...], block: type[Bottleneck] | type[BasicBlock] = Bottleneck) -> None:
         super().__init__()
         # Stages registered before the stem: the official state_dicts list backbone.layers.* first.
         self.layers = nn.ModuleList()
@@ -45,15 +65,15 @@ class ResNetBackbone(nn.Module):
         for index, num_blocks in enumerate(layers):
             planes = 64 * 2**index
             stride = 1 if index == 0 else 2
-            out_channels = planes * Bottleneck.expansion
+            out_channels = planes * block.expansion
             downsample = None
             if stride != 1 or in_channels != out_channels:
                 downsample = nn.Sequential(
                     nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
                     nn.BatchNorm2d(out_channels),
                 )
-            blocks = [Bottleneck(in_channels, planes, stride, downsample)]
-            blocks += [Bottleneck(out_channels, planes) for _ in range(1, num_blocks)]
+            blocks = [block(in_channels, planes, stride, downsample)]
+            blocks += [block(out_channels, planes) for _ in range(1, num_blocks)]
             self.layers.append(nn.Sequential(*blocks))
             self.channels.append(out_channels)
             in_channels = out_channels
@@ -119,7 +139,7 @@ class DarkNetBackbone(nn.Module):
 
 def build_backbone(config: BackboneConfig) -> ResNetBackbone | DarkNetBackbone:
     if config.kind == "resnet":
-        return ResNetBackbone(config.layers)
+        return ResNetBackbone(config.layers, BasicBlock if config.block == "basic" else Bottleneck)
     if config.kind == "darknet":
         return DarkNetBackbone(config.layers)
     raise ValueError(f"unknown backbone kind {config.kind!r}; expected 'resnet' or 'darknet'")
