@@ -250,3 +250,57 @@ def save_official(path: str | Path, state_dict: Mapping[str, Tensor]) -> Path:
     """Write a flat official-layout state_dict (what the authors' eval.py and train.py --resume read), atomically."""
     flat = {k: v.detach().cpu() for k, v in state_dict.items()}
     return atomic_write(path, lambda f: torch.save(flat, f))
+
+
+def _read_state_dict(path: Path) -> dict[str, Tensor]:
+    obj = _read(path)
+    if isinstance(obj, Mapping) and "model" in obj and _is_state_dict(obj["model"]):
+        obj = obj["model"]
+    if isinstance(obj, Mapping) and "state_dict" in obj and _is_state_dict(obj["state_dict"]):
+        obj = obj["state_dict"]
+    if not _is_state_dict(obj):
+        raise CheckpointError(f"{path}: not a state_dict of tensors")
+    return dict(obj)
+
+
+def imagenet_to_backbone_keys(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """torchvision ResNet names (``layer1.0.conv1.weight``; the authors' ``resnet101_reducedfc.pth`` and
+    ``resnet50-19c8e357.pth``) or the authors' ``darknet53.pth`` names -> our backbone's. ``fc.*`` is dropped."""
+    out = {}
+    for key, value in state_dict.items():
+        key = key.removeprefix("module.").removeprefix("backbone.")
+        if key.startswith("fc."):
+            continue
+        match = re.match(r"layer(\d+)\.(.*)", key)
+        out[f"layers.{int(match.group(1)) - 1}.{match.group(2)}" if match else key] = value
+    return out
+
+
+def load_backbone_weights(backbone: torch.nn.Module, path: str | Path, backbone_name: str = "the backbone") -> int:
+    """Load ImageNet weights into ``backbone`` (every backbone weight must be there); returns how many tensors."""
+    path = Path(path)
+    weights = imagenet_to_backbone_keys(_read_state_dict(path))
+    expected = backbone.state_dict()
+    missing = [k for k in expected if k not in weights and not k.endswith("num_batches_tracked")]
+    wrong = [k for k in expected if k in weights and weights[k].shape != expected[k].shape]
+    if missing or wrong:
+        first = missing[0] if missing else f"{wrong[0]} {tuple(weights[wrong[0]].shape)}"
+        raise CheckpointError(
+            f"{path}: does not fit {backbone_name} ({len(missing)} weights missing, {len(wrong)} of another shape; "
+            f"first: {first}); give the ImageNet file of this backbone"
+        )
+    usable = {k: v for k, v in weights.items() if k in expected}
+    backbone.load_state_dict(usable, strict=False)
+    return len(usable)
+
+
+def load_matching_weights(model: torch.nn.Module, state_dict: Mapping[str, Tensor]) -> tuple[list[str], list[str]]:
+    """Load every tensor whose name and shape fit ``model``; the rest keep their initialisation.
+
+    For fine-tuning onto other classes: the class layer and the semantic head change shape and are left as
+    initialised. Returns (loaded keys, model keys left as initialised).
+    """
+    expected = model.state_dict()
+    fitting = {k: v for k, v in state_dict.items() if k in expected and v.shape == expected[k].shape}
+    model.load_state_dict(fitting, strict=False)
+    return sorted(fitting), sorted(k for k in expected if k not in fitting)

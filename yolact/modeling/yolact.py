@@ -112,4 +112,13 @@ def build_yolact(config: YolactConfig) -> Yolact:
         input_size=config.max_size,
         selected_layers=config.backbone.selected_layers,
     )
+    init_head_weights(model)
     return model.eval()
+
+
+def init_head_weights(model: Yolact) -> None:
+    """The authors' initialisation of everything but the backbone: Xavier-uniform conv weights, zero biases."""
+    for module in (model.fpn, model.proto_net, model.prediction_layers, model.semantic_seg_conv):
+        for conv in (m for m in module.modules() if isinstance(m, nn.Conv2d)):
+            nn.init.xavier_uniform_(conv.weight)
+            nn.init.zeros_(conv.bias)

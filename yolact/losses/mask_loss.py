@@ -1,0 +1,81 @@
+"""Mask loss: per-pixel BCE of assembled, box-cropped masks (paper, "Mask Assembly"; the authors' lincomb_mask_loss).
+
+For each positive anchor the mask sigmoid(P · c) is assembled from the prototypes and the anchor's coefficients,
+cropped by its matched ground-truth box (the paper crops with the ground truth in training), and compared with
+the ground-truth mask downsampled to the prototypes' size. Each instance's BCE sum is divided by its box's area
+in prototype pixels, so small objects weigh as much as large ones (the authors'
+``mask_proto_normalize_emulate_roi_pooling``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from yolact.ops import assemble_masks, crop_masks
+from yolact.structures import InstanceTarget
+
+
+def downsample_masks(masks: Tensor, height: int, width: int) -> Tensor:
+    """Binary masks [G, S, S] (any dtype) -> float32 {0, 1} masks [G, height, width]: bilinear resize
+    (align_corners=False), then strictly above 0.5, as the authors' ``mask_proto_binarize_downsampled_gt``."""
+    if masks.shape[0] == 0:  # F.interpolate refuses empty inputs
+        return masks.new_zeros((0, height, width), dtype=torch.float32)
+    resized = F.interpolate(masks[None].float(), (height, width), mode="bilinear", align_corners=False)[0]
+    return resized.gt(0.5).float()
+
+
+def mask_loss(
+    prototypes: Tensor,
+    mask_coeffs: Tensor,
+    class_targets: Tensor,
+    gt_index: Tensor,
+    targets: Sequence[InstanceTarget],
+    masks_to_train: int = 100,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Summed, area-normalised mask BCE over the batch (unnormalised by the number of positives).
+
+    ``prototypes`` [B, h, w, k], ``mask_coeffs`` [B, A, k], ``class_targets`` and ``gt_index`` [B, A] from
+    matching, ``targets`` one :class:`InstanceTarget` per image. When an image has more than ``masks_to_train``
+    positives a random subset is trained and its loss scaled by n_before / n_after; the subset comes from
+    ``torch.randperm`` with ``generator`` (or the global CPU RNG, so ``torch.manual_seed`` makes it repeatable).
+    """
+    _, mask_h, mask_w, _ = prototypes.shape
+    total = prototypes.new_zeros((), dtype=torch.float32)
+    for b, target in enumerate(targets):
+        positive = class_targets[b] > 0
+        pos_gt_index = gt_index[b, positive]
+        coeffs = mask_coeffs[b, positive]
+        num_before = coeffs.shape[0]
+        if num_before == 0:
+            continue
+        if num_before > masks_to_train:
+            perm_device = generator.device if generator is not None else torch.device("cpu")
+            select = torch.randperm(num_before, generator=generator, device=perm_device)[:masks_to_train]
+            select = select.to(coeffs.device)
+            coeffs = coeffs[select]
+            pos_gt_index = pos_gt_index[select]
+        num_after = coeffs.shape[0]
+
+        with torch.no_grad():
+            gt_masks = downsample_masks(target.masks.to(prototypes.device), mask_h, mask_w)[pos_gt_index]
+            gt_boxes = target.boxes_xyxy.to(device=prototypes.device, dtype=torch.float32)[pos_gt_index]
+
+        # BCE in float32 with autocast off: F.binary_cross_entropy refuses autocast and half precision would lose
+        # the small per-pixel terms; in float32 training this changes nothing.
+        with torch.autocast(prototypes.device.type, enabled=False):
+            pred = assemble_masks(prototypes[b].float(), coeffs.float())  # [n, h, w], sigmoid(P · cᵀ)
+            pred = crop_masks(pred, gt_boxes, padding=1)
+            # The clamp is the authors': it guards BCE's domain against sigmoid rounding.
+            bce = F.binary_cross_entropy(pred.clamp(0, 1), gt_masks, reduction="none").sum(dim=(1, 2))
+            box_w = (gt_boxes[:, 2] - gt_boxes[:, 0]) * mask_w
+            box_h = (gt_boxes[:, 3] - gt_boxes[:, 1]) * mask_h
+            per_instance = bce / box_w / box_h
+            if num_after < num_before:
+                per_instance = per_instance * (num_before / num_after)
+            total = total + per_instance.sum()
+    return total
