@@ -252,7 +252,8 @@ def save_official(path: str | Path, state_dict: Mapping[str, Tensor]) -> Path:
     return atomic_write(path, lambda f: torch.save(flat, f))
 
 
-def _read_state_dict(path: Path) -> dict[str, Tensor]:
+def read_state_dict(path: Path) -> dict[str, Tensor]:
+    """The tensors of any checkpoint: a flat state_dict, ours (under ``model``) or a ``state_dict`` entry."""
     obj = _read(path)
     if isinstance(obj, Mapping) and "model" in obj and _is_state_dict(obj["model"]):
         obj = obj["model"]
@@ -279,7 +280,7 @@ def imagenet_to_backbone_keys(state_dict: Mapping[str, Tensor]) -> dict[str, Ten
 def load_backbone_weights(backbone: torch.nn.Module, path: str | Path, backbone_name: str = "the backbone") -> int:
     """Load ImageNet weights into ``backbone`` (every backbone weight must be there); returns how many tensors."""
     path = Path(path)
-    weights = imagenet_to_backbone_keys(_read_state_dict(path))
+    weights = imagenet_to_backbone_keys(read_state_dict(path))
     expected = backbone.state_dict()
     missing = [k for k in expected if k not in weights and not k.endswith("num_batches_tracked")]
     wrong = [k for k in expected if k in weights and weights[k].shape != expected[k].shape]

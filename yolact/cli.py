@@ -6,8 +6,12 @@ import argparse
 import dataclasses
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from yolact.config import PRESETS
+
+if TYPE_CHECKING:
+    from yolact.engine.train_job import DataSplit
 
 EXAMPLES_PREDICT = """examples:
   yolact predict photo.jpg --weights yolact_base_54_800000.pth --output out/
@@ -30,6 +34,18 @@ EXAMPLES_BENCHMARK = """examples:
 
 per-stage latency (median and interquartile range), end-to-end FPS at batch 1 and --batch-size, GFLOPs
 (torch's FLOP counter), parameters, peak memory; without --images it uses the bundled sample images."""
+
+EXAMPLES_TRAIN = """examples:
+  yolact train --train-ann train.json --train-images imgs/ --val-ann val.json --val-images imgs/ --iterations 20000
+  yolact train --data dataset.yaml --config yolact_base --backbone-weights resnet101_reducedfc.pth --batch-size 8
+  yolact train --train-images images/ --train-labels labels/ --config yolact_resnet18 --epochs 50
+  yolact train --data dataset.yaml --weights yolact_base_54_800000.pth --iterations 5000   # fine-tune
+  yolact train --resume runs/train/interrupt.pth
+  torchrun --nproc_per_node 4 -m yolact.cli train --data dataset.yaml --config yolact_base --batch-size 32
+
+dataset.yaml:  train: {annotations: train.json, images: imgs/}   val: {...}   (or labels: for YOLO-seg)
+the optimiser is the authors' (SGD, lr 1e-3 at batch 8 scaled with the batch, warm-up, step decay); with
+--iterations/--epochs the steps fall at the same fractions of the run. DIR/last.pth is the final model."""
 
 EXAMPLES_EXPORT = """examples:
   yolact export --weights runs/train/last.pth --format official --output yolact_base_0_1000.pth
@@ -85,6 +101,52 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=run_eval)
+
+    train = sub.add_parser("train", help="train on COCO-format or YOLO-seg data",
+                           description="Train YOLACT with the authors' recipe on your data.", epilog=EXAMPLES_TRAIN,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    data = train.add_argument_group("data (COCO JSON, YOLO-seg labels, or a dataset YAML)")
+    data.add_argument("--data", type=Path, metavar="YAML", help="dataset YAML naming the splits")
+    data.add_argument("--train-ann", type=Path, metavar="JSON", help="COCO annotations of the training images")
+    data.add_argument("--train-labels", type=Path, metavar="DIR", help="YOLO-seg labels of the training images")
+    data.add_argument("--train-images", type=Path, metavar="DIR", help="training images")
+    data.add_argument("--val-ann", type=Path, metavar="JSON", help="COCO annotations of the validation images")
+    data.add_argument("--val-labels", type=Path, metavar="DIR", help="YOLO-seg labels of the validation images")
+    data.add_argument("--val-images", type=Path, metavar="DIR", help="validation images")
+    model = train.add_argument_group("model and starting point")
+    model.add_argument("--config", choices=sorted(PRESETS), default="yolact_resnet18", metavar="NAME",
+                       help="preset (default: yolact_resnet18, light enough for CPUs; yolact_base is the paper's)")
+    model.add_argument("--weights", type=Path, metavar="CKPT",
+                       help="start from an official or our checkpoint; layers that do not fit are re-initialised")
+    model.add_argument("--backbone-weights", type=Path, metavar="PTH",
+                       help="ImageNet backbone: torchvision ResNet state_dict, resnet101_reducedfc.pth, darknet53.pth")
+    model.add_argument("--resume", type=Path, metavar="CKPT", help="continue a run from one of its checkpoints")
+    run = train.add_argument_group("schedule and output")
+    run.add_argument("--iterations", type=int, help="iterations (default: the authors' 800k at batch 8, scaled)")
+    run.add_argument("--epochs", type=float, help="passes over the training images, instead of --iterations")
+    run.add_argument("--batch-size", type=int, default=8, help="images per iteration over all processes (8)")
+    run.add_argument("--lr", type=float, help="peak learning rate (default: 1e-3 x batch-size / 8)")
+    run.add_argument("--output", type=Path, default=Path("runs/train"), metavar="DIR",
+                     help="checkpoints, metrics.jsonl and curves.png go here (default: runs/train)")
+    run.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="iterations (1000)")
+    run.add_argument("--keep", type=int, default=3, metavar="K", help="periodic checkpoints kept (3)")
+    run.add_argument("--val-every", type=int, metavar="N", help="validation mAP every N iterations (and at the end)")
+    run.add_argument("--log-every", type=int, default=10, metavar="N", help="metrics log interval (10)")
+    run.add_argument("--device", default="auto", help="cpu, cuda (default: cuda when available)")
+    run.add_argument("--workers", type=int, default=2, help="data loading processes (2)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    run.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=run_train)
+
+    convert = sub.add_parser("convert", help="convert a YOLO-seg dataset to a COCO annotation file",
+                             description="Write the COCO instances JSON of a YOLO-seg dataset (polygons in pixels).")
+    convert.add_argument("--images", type=Path, required=True, metavar="DIR", help="the images folder")
+    convert.add_argument("--labels", type=Path, required=True, metavar="DIR", help="one polygon .txt per image")
+    convert.add_argument("--names", nargs="+", metavar="NAME", help="class names in id order (default: COCO's)")
+    convert.add_argument("--output", type=Path, required=True, metavar="JSON", help="where to write the COCO JSON")
+    convert.set_defaults(func=run_convert)
 
     bench = sub.add_parser("benchmark", help="per-stage latency, FPS, GFLOPs and memory of a model",
                            description="Time every stage of inference (preprocess, backbone+FPN, heads, NMS, mask "
@@ -182,6 +244,53 @@ def run_benchmark(args: argparse.Namespace) -> int:
     print(report.format_table())
     if args.json:
         atomic_write(args.json, lambda f: f.write(json.dumps(report.to_dict(), indent=2).encode()))
+    return 0
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from yolact.engine.train_job import TrainJob, read_dataset_yaml, run_training
+
+    names = None
+    if args.data:
+        train_split, val_split, names = read_dataset_yaml(args.data)
+    else:
+        train_split = _split(args.train_images, args.train_ann, args.train_labels, "train")
+        val_split = _split(args.val_images, args.val_ann, args.val_labels, "val", required=False)
+    if args.iterations is not None and args.epochs is not None:
+        raise ValueError("give --iterations or --epochs, not both")
+    # With validation data and no --val-every, validate at every checkpoint.
+    val_every = args.val_every or (args.checkpoint_every if val_split is not None else None)
+    job = TrainJob(
+        train=train_split, val=val_split, class_names=names, output_dir=args.output, config=args.config,
+        iterations=args.iterations, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weights=args.weights,
+        backbone_weights=args.backbone_weights, resume=args.resume, device=args.device, workers=args.workers,
+        seed=args.seed, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep, val_every=val_every,
+        log_every=args.log_every, mixed_precision=not args.no_amp, sync_bn=args.sync_bn, progress=not args.quiet,
+    )
+    path = run_training(job)
+    print(f"done: {path} (metrics in {args.output / 'metrics.jsonl'}, curves in {args.output / 'curves.png'})")
+    return 0
+
+
+def _split(images: Path | None, ann: Path | None, labels: Path | None, name: str, required: bool = True
+           ) -> DataSplit | None:
+    from yolact.engine.train_job import DataSplit
+
+    if images is None and ann is None and labels is None:
+        if required:
+            raise ValueError(f"give the {name} data: --{name}-ann JSON (or --{name}-labels DIR) with "
+                             f"--{name}-images DIR, or --data dataset.yaml")
+        return None
+    if images is None or (ann is None) == (labels is None):
+        raise ValueError(f"--{name}-images needs exactly one of --{name}-ann (COCO) or --{name}-labels (YOLO-seg)")
+    return DataSplit(images, ann, labels)
+
+
+def run_convert(args: argparse.Namespace) -> int:
+    from yolact.data.yolo import convert_yolo
+
+    path = convert_yolo(args.images, args.labels, args.output, args.names)
+    print(f"wrote {path}")
     return 0
 
 

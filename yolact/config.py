@@ -117,6 +117,17 @@ class SolverConfig:
     # images per GPU: batch statistics of a few images are too noisy to train on.
     freeze_bn_below_batch: int = 6
 
+    def for_iterations(self, iterations: int) -> SolverConfig:
+        """The same schedule compressed (or stretched) to ``iterations``: steps at the same fractions of the run,
+        warm-up at most a tenth of it."""
+        factor = iterations / self.max_iterations
+        return dataclasses.replace(
+            self,
+            max_iterations=iterations,
+            steps=tuple(max(1, round(s * factor)) for s in self.steps),
+            warmup_iterations=max(1, min(self.warmup_iterations, iterations // 10)),
+        )
+
     def scaled(self, batch_size: int) -> SolverConfig:
         factor = batch_size / self.batch_size
         return dataclasses.replace(

@@ -3,6 +3,7 @@ many GPUs (torchrun + DistributedDataParallel), with exact resume, atomic checkp
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -151,7 +152,9 @@ class Trainer:
             "rng": rng_state(),
             "history": self.state.history,
             "train": {"seed": self.options.seed, "batch_size": self.options.batch_size,
-                      "iterations": self.options.iterations, "freeze_bn": self.options.freeze_bn},
+                      "iterations": self.options.iterations, "freeze_bn": self.options.freeze_bn,
+                      "solver": {k: list(v) if isinstance(v, tuple) else v
+                                 for k, v in dataclasses.asdict(self.solver).items()}},
         }
 
     def save(self, name: str) -> Path:
@@ -287,7 +290,8 @@ def plot_curves(history: list[dict[str, Any]], path: Path) -> None:
         if points:
             axes[0][0].plot(*zip(*points, strict=True), label=key)
     axes[0][0].set(xlabel="iteration", ylabel="loss", title="training loss", yscale="log")
-    axes[0][0].legend()
+    if train:
+        axes[0][0].legend()
     if val:
         for key in sorted({k for r in val for k in r if k.startswith("val_")}):
             axes[0][1].plot([r["iteration"] for r in val], [r[key] for r in val], marker="o", label=key[4:])
