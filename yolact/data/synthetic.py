@@ -123,7 +123,8 @@ def make_scene(rng: np.random.Generator, size: tuple[int, int] = (256, 256), num
 
 
 def write_synthetic_coco(folder: str | Path, num_images: int, seed: int, size: tuple[int, int] = (256, 256),
-                         image_format: str = "jpg") -> tuple[Path, Path]:
+                         image_format: str = "jpg", num_objects: tuple[int, int] = (3, 8),
+                         extent_range: tuple[float, float] = (0.08, 0.4)) -> tuple[Path, Path]:
     """Write ``num_images`` scenes to ``folder/images`` and their COCO instances to ``folder/annotations.json``.
 
     Image i (ids 1..N, files ``000001.jpg`` ...) comes from the generator (seed, i), so a given seed always gives
@@ -138,7 +139,7 @@ def write_synthetic_coco(folder: str | Path, num_images: int, seed: int, size: t
     params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix in (".jpg", ".jpeg") else []
     images, annotations = [], []
     for image_id in range(1, num_images + 1):
-        image, masks, labels = make_scene(np.random.default_rng([seed, image_id]), size)
+        image, masks, labels = make_scene(np.random.default_rng([seed, image_id]), size, num_objects, extent_range)
         file_name = f"{image_id:06d}{suffix}"
         ok, data = cv2.imencode(suffix, image, params)
         if not ok:

@@ -195,13 +195,14 @@ class Trainer:
         targets = [t.to(self.device) for t in targets]
         with torch.autocast(self.device.type, enabled=self.use_amp):
             output = self.network(images)
-        losses = self.criterion(output._replace(**_as_float(output)), targets)
+        floats = _as_float(output)
+        if not all(torch.isfinite(v).all() for v in floats.values()):
+            self._diverged("the network's outputs became NaN or infinite")
+        losses = self.criterion(output._replace(**floats), targets)
         total = sum(losses.values())
         if not torch.isfinite(total):
-            where = f"; last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else ""
             terms = ", ".join(f"{k} {v.item():.4g}" for k, v in losses.items())
-            raise TrainingDiverged(f"loss became {total.item()} at iteration {self.state.iteration} ({terms}){where}; "
-                                   "lower the learning rate or check the data")
+            self._diverged(f"the loss became {total.item()} ({terms})")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
@@ -211,6 +212,11 @@ class Trainer:
         values["total"] = float(total.detach())
         values["lr"] = lr
         return values
+
+    def _diverged(self, what: str) -> None:
+        where = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint yet"
+        raise TrainingDiverged(f"{what} at iteration {self.state.iteration}; {where}; lower the learning rate "
+                               "(--lr) or check the data")
 
     def train(self) -> Path:
         """Run to ``options.iterations``; returns the final checkpoint (``last.pth``)."""

@@ -1,0 +1,181 @@
+"""Training: schedule, loss going down, overfitting one image, exact resume, DDP on two CPU processes,
+fine-tuning an official-format checkpoint onto other classes."""
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import COCO128
+
+import yolact
+from yolact.cli import main
+from yolact.config import SolverConfig
+from yolact.data.augment import EvalTransform, TrainTransform
+from yolact.data.coco import load_coco
+from yolact.data.datasets import InstanceDataset, collate
+from yolact.data.images import read_image
+from yolact.data.synthetic import write_synthetic_coco
+from yolact.engine.schedule import batch_for_iteration, iterate_batches, learning_rate
+from yolact.engine.trainer import Trainer, TrainingDiverged, TrainOptions
+from yolact.losses import YolactCriterion
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("synthetic")
+    write_synthetic_coco(folder, 8, seed=0, size=(128, 128))
+    return folder
+
+
+def small_config(size: int = 96, num_classes: int = 3):
+    return dataclasses.replace(yolact.get_config("yolact_resnet18"), max_size=size, num_classes=num_classes)
+
+
+def make_trainer(source, config, out: Path, iterations: int, lr: float = 1e-3, **options) -> Trainer:
+    torch.manual_seed(0)
+    solver = SolverConfig(batch_size=2, lr=lr, warmup_init=lr / 10, warmup_iterations=2,
+                          steps=(iterations * 3 // 4,), max_iterations=iterations)
+    opts = TrainOptions(output_dir=out, iterations=iterations, batch_size=2, device="cpu", workers=0,
+                        progress=False, log_every=1, **options)
+    return Trainer(yolact.build_yolact(config), config, source, opts, source.class_names, source.category_ids,
+                   solver=solver)
+
+
+def test_schedule_warms_up_then_steps() -> None:
+    solver = SolverConfig()
+    assert learning_rate(solver, 0) == pytest.approx(1e-4)
+    assert learning_rate(solver, 250) == pytest.approx(5.5e-4)
+    assert learning_rate(solver, 500) == pytest.approx(1e-3)
+    assert learning_rate(solver, 280_000) == pytest.approx(1e-4)
+    assert learning_rate(solver, 760_000) == pytest.approx(1e-7)
+    scaled = solver.scaled(4)
+    assert scaled.lr == pytest.approx(5e-4) and scaled.max_iterations == 1_600_000 and scaled.steps[0] == 560_000
+    short = solver.for_iterations(1000)
+    assert short.steps == (350, 750, 875, 938) and short.warmup_iterations == 100
+
+
+def test_batches_are_a_function_of_the_iteration_and_split_across_ranks() -> None:
+    assert batch_for_iteration(10, 4, seed=1, iteration=7) == batch_for_iteration(10, 4, seed=1, iteration=7)
+    first_pass = [i for it in range(5) for i, _ in batch_for_iteration(10, 2, seed=1, iteration=it)]
+    assert sorted(first_pass) == list(range(10))  # every sample once per pass
+    ranks = [next(iterate_batches(10, 4, 1, 3, 4, rank=r, world_size=2)) for r in (0, 1)]
+    assert sorted(ranks[0] + ranks[1]) == sorted(batch_for_iteration(10, 4, 1, 3))
+
+
+def test_a_few_iterations_on_coco128_lower_the_loss(tmp_path: Path) -> None:
+    coco = load_coco(COCO128 / "annotations" / "instances_train.json", COCO128 / "images")
+    config = small_config(160, num_classes=80)
+    train = InstanceDataset(coco, TrainTransform(config.max_size, config.backbone), skip_empty=True)
+    fixed = InstanceDataset(coco, EvalTransform(config.max_size, config.backbone), skip_empty=True)
+    images, targets = collate([fixed.load(i, np.random.default_rng(0)) for i in range(4)])
+    trainer = make_trainer(train, config, tmp_path, iterations=25, lr=2.5e-4)  # the authors lr at batch 2
+    criterion = YolactCriterion(config.loss, config.box_variances)
+
+    def loss() -> float:
+        with torch.no_grad():
+            return float(sum(criterion(trainer.model(images), targets).values()))
+
+    before = loss()
+    trainer.train()
+    trainer.model.train()
+    assert loss() < 0.8 * before
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == list(range(1, 26))
+    assert {"class", "box", "mask", "semantic", "total", "lr"} <= set(log[0])
+    assert (tmp_path / "curves.png").stat().st_size > 1000 and (tmp_path / "last.pth").is_file()
+
+
+@pytest.mark.slow
+def test_overfit_one_image_to_mask_iou_above_0_9(tmp_path: Path) -> None:
+    ann, images = write_synthetic_coco(tmp_path / "one", 1, seed=3, size=(192, 192), num_objects=(3, 3),
+                                       extent_range=(0.3, 0.5))
+    coco = load_coco(ann, images)
+    config = small_config(192)
+    source = InstanceDataset(coco, EvalTransform(config.max_size, config.backbone))
+    trainer = make_trainer(source, config, tmp_path / "run", iterations=300, lr=5e-4, checkpoint_every=10**6)
+    trainer.options.batch_size = 1
+    trainer.train()
+    predictor = yolact.Predictor(trainer.model, config, source.class_names, source.category_ids, "cpu",
+                                 score_threshold=0.3)
+    prediction = predictor(read_image(coco.image_path(coco.image_ids[0])))
+    ious = []
+    for ann_record in coco.coco.dataset["annotations"]:
+        truth = coco.coco.annToMask(ann_record).astype(bool)
+        ious.append(max(((truth & m).sum() / (truth | m).sum() for m in prediction.masks), default=0.0))
+    assert np.mean(ious) >= 0.9 and min(ious) >= 0.85, ious
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(synthetic: Path, tmp_path: Path) -> None:
+    coco = load_coco(synthetic / "annotations.json", synthetic / "images")
+    config = small_config()
+    source = InstanceDataset(coco, TrainTransform(config.max_size, config.backbone))
+    straight = make_trainer(source, config, tmp_path / "straight", iterations=6, checkpoint_every=3)
+    straight.train()
+    # A second run stops after its iteration-3 checkpoint; a third resumes from it.
+    resumed = make_trainer(source, config, tmp_path / "resumed", iterations=6)
+    checkpoint = yolact.load_checkpoint(tmp_path / "straight" / "iter_0000003.pth")
+    resumed.model.load_state_dict(checkpoint.state_dict)
+    torch.manual_seed(123)  # whatever the RNG did since, the checkpoint's state is restored
+    resumed.resume(checkpoint.extra)
+    assert resumed.state.iteration == 3
+    resumed.train()
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_non_finite_loss_is_reported_with_iteration(synthetic: Path, tmp_path: Path) -> None:
+    coco = load_coco(synthetic / "annotations.json", synthetic / "images")
+    config = small_config()
+    source = InstanceDataset(coco, TrainTransform(config.max_size, config.backbone))
+    trainer = make_trainer(source, config, tmp_path, iterations=4, checkpoint_every=2)
+    original = trainer.step
+
+    def poisoned(images, targets):
+        if trainer.state.iteration == 3:
+            images = images * float("nan")
+        return original(images, targets)
+
+    trainer.step = poisoned  # type: ignore[method-assign]
+    with pytest.raises(TrainingDiverged, match=r"at iteration 3; last good checkpoint: .*iter_0000002\.pth"):
+        trainer.train()
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_under_torchrun_stay_in_sync(synthetic: Path, tmp_path: Path) -> None:
+    worker = Path(__file__).with_name("ddp_worker.py")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+         str(worker), str(synthetic), str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "ddp.json").read_text())
+    assert report["world_size"] == 2
+    assert report["max_difference"] == 0.0 and report["moved"] > 0
+
+
+def test_fine_tune_official_checkpoint_onto_three_classes(make_official_checkpoint, synthetic: Path,
+                                                          tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    code = main(["train", "--train-ann", str(synthetic / "annotations.json"), "--train-images",
+                 str(synthetic / "images"), "--config", "yolact_resnet50", "--weights",
+                 str(make_official_checkpoint("yolact_resnet50")), "--iterations", "2", "--batch-size", "1",
+                 "--output", str(out), "--device", "cpu", "--workers", "0", "--quiet"])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "re-initialised" in text and "prediction_layers.0.conf_layer" in text and "semantic_seg_conv" in text
+    assert "BatchNorm frozen" in text
+    checkpoint = yolact.load_checkpoint(out / "last.pth")
+    assert checkpoint.config.num_classes == 3 and checkpoint.class_names == ("circle", "square", "triangle")
+    official = torch.load(make_official_checkpoint("yolact_resnet50"), weights_only=True)
+    # Frozen BatchNorm kept the official statistics; the class layer has the new shape.
+    assert torch.equal(checkpoint.state_dict["backbone.bn1.running_mean"], official["backbone.bn1.running_mean"])
+    assert checkpoint.state_dict["prediction_layers.0.conf_layer.weight"].shape[0] == 3 * 4
+    prediction = yolact.load(out / "last.pth", device="cpu", score_threshold=0.0)(
+        read_image(next((synthetic / "images").iterdir())))
+    assert set(prediction.class_names) <= {"circle", "square", "triangle"}
