@@ -148,6 +148,16 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--output", type=Path, required=True, metavar="JSON", help="where to write the COCO JSON")
     convert.set_defaults(func=run_convert)
 
+    synth = sub.add_parser("synthetic", help="write a synthetic instance-segmentation dataset (COCO format)",
+                           description="Scenes of circles, squares and triangles (3 classes, overlapping, a 5x range "
+                           "of sizes, textured backgrounds) with their COCO annotations: data to try training on.")
+    synth.add_argument("--output", type=Path, required=True, metavar="DIR",
+                       help="writes DIR/images and DIR/annotations.json")
+    synth.add_argument("--num-images", type=int, default=200, help="number of scenes (200)")
+    synth.add_argument("--size", type=int, default=256, help="scene side in pixels (256)")
+    synth.add_argument("--seed", type=int, default=0, help="scene i is drawn from (seed, i) (default: 0)")
+    synth.set_defaults(func=run_synthetic)
+
     bench = sub.add_parser("benchmark", help="per-stage latency, FPS, GFLOPs and memory of a model",
                            description="Time every stage of inference (preprocess, backbone+FPN, heads, NMS, mask "
                            "assembly, paste) and end-to-end throughput.", epilog=EXAMPLES_BENCHMARK,
@@ -284,6 +294,14 @@ def _split(images: Path | None, ann: Path | None, labels: Path | None, name: str
     if images is None or (ann is None) == (labels is None):
         raise ValueError(f"--{name}-images needs exactly one of --{name}-ann (COCO) or --{name}-labels (YOLO-seg)")
     return DataSplit(images, ann, labels)
+
+
+def run_synthetic(args: argparse.Namespace) -> int:
+    from yolact.data.synthetic import write_synthetic_coco
+
+    ann, images = write_synthetic_coco(args.output, args.num_images, args.seed, (args.size, args.size))
+    print(f"wrote {args.num_images} scenes to {images} and {ann}")
+    return 0
 
 
 def run_convert(args: argparse.Namespace) -> int:
