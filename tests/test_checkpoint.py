@@ -130,3 +130,36 @@ def test_atomic_save_leaves_no_partial_file(tmp_path, make_official_checkpoint, 
         save_checkpoint(target, official.state_dict, official.config)
     assert target.read_bytes() == b"previous"
     assert list(tmp_path.iterdir()) == [target]
+
+
+def test_imagenet_backbone_files_load(tmp_path) -> None:
+    import torchvision
+
+    from yolact.checkpoint import load_backbone_weights
+    from yolact.config import get_config
+    from yolact.modeling import build_yolact
+
+    # torchvision's names (as resnet50-19c8e357.pth and resnet101_reducedfc.pth), fc included and ignored.
+    reference = torchvision.models.resnet18()
+    torch.save(reference.state_dict(), tmp_path / "resnet18.pth")
+    model = build_yolact(get_config("yolact_resnet18"))
+    assert load_backbone_weights(model.backbone, tmp_path / "resnet18.pth") == len(reference.state_dict()) - 2
+    assert torch.equal(model.backbone.layers[2][1].conv2.weight, reference.layer3[1].conv2.weight)
+    assert torch.equal(model.backbone.conv1.weight, reference.conv1.weight)
+    # The wrong depth is refused with one line naming the file.
+    torch.save(torchvision.models.resnet34().state_dict(), tmp_path / "resnet34.pth")
+    with pytest.raises(CheckpointError, match=r"resnet34\.pth: does not fit"):
+        load_backbone_weights(model.backbone, tmp_path / "resnet34.pth")
+
+
+def test_darknet_backbone_file_uses_the_backbone_names(make_official_checkpoint, tmp_path) -> None:
+    from yolact.checkpoint import load_backbone_weights
+    from yolact.config import get_config
+    from yolact.modeling import build_yolact
+
+    official = torch.load(make_official_checkpoint("yolact_darknet53"), weights_only=True)
+    darknet = {k.removeprefix("backbone."): v for k, v in official.items() if k.startswith("backbone.")}
+    torch.save(darknet, tmp_path / "darknet53.pth")
+    model = build_yolact(get_config("yolact_darknet53"))
+    load_backbone_weights(model.backbone, tmp_path / "darknet53.pth")
+    assert torch.equal(model.backbone._preconv[0].weight, official["backbone._preconv.0.weight"])

@@ -284,11 +284,12 @@ def load_backbone_weights(backbone: torch.nn.Module, path: str | Path, backbone_
     expected = backbone.state_dict()
     missing = [k for k in expected if k not in weights and not k.endswith("num_batches_tracked")]
     wrong = [k for k in expected if k in weights and weights[k].shape != expected[k].shape]
-    if missing or wrong:
-        first = missing[0] if missing else f"{wrong[0]} {tuple(weights[wrong[0]].shape)}"
+    extra = [k for k in weights if k not in expected]  # e.g. the blocks of a deeper ResNet
+    if missing or wrong or extra:
+        first = missing[0] if missing else f"{wrong[0]} {tuple(weights[wrong[0]].shape)}" if wrong else extra[0]
         raise CheckpointError(
-            f"{path}: does not fit {backbone_name} ({len(missing)} weights missing, {len(wrong)} of another shape; "
-            f"first: {first}); give the ImageNet file of this backbone"
+            f"{path}: does not fit {backbone_name} ({len(missing)} weights missing, {len(wrong)} of another shape, "
+            f"{len(extra)} unknown; first: {first}); give the ImageNet file of this backbone"
         )
     usable = {k: v for k, v in weights.items() if k in expected}
     backbone.load_state_dict(usable, strict=False)

@@ -179,3 +179,41 @@ def test_fine_tune_official_checkpoint_onto_three_classes(make_official_checkpoi
     prediction = yolact.load(out / "last.pth", device="cpu", score_threshold=0.0)(
         read_image(next((synthetic / "images").iterdir())))
     assert set(prediction.class_names) <= {"circle", "square", "triangle"}
+
+
+def test_ctrl_c_writes_an_interrupt_checkpoint(synthetic: Path, tmp_path: Path) -> None:
+    coco = load_coco(synthetic / "annotations.json", synthetic / "images")
+    config = small_config()
+    source = InstanceDataset(coco, TrainTransform(config.max_size, config.backbone))
+    trainer = make_trainer(source, config, tmp_path, iterations=5)
+    original = trainer.step
+
+    def interrupted(images, targets):
+        if trainer.state.iteration == 2:
+            raise KeyboardInterrupt
+        return original(images, targets)
+
+    trainer.step = interrupted  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    checkpoint = yolact.load_checkpoint(tmp_path / "interrupt.pth")
+    assert int(checkpoint.extra["iteration"]) == 2 and "optimizer" in checkpoint.extra
+
+
+def test_train_on_yolo_labels_and_convert(tmp_path: Path, capsys) -> None:
+    # Four coco128 images with their YOLO-seg labels, trained from a dataset YAML, and converted to COCO.
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    for name in ("000000000009", "000000000025", "000000000030", "000000000034"):
+        (images / f"{name}.jpg").write_bytes((COCO128 / "images" / f"{name}.jpg").read_bytes())
+        (labels / f"{name}.txt").write_text((COCO128 / "labels_yolo" / f"{name}.txt").read_text())
+    (tmp_path / "data.yaml").write_text("train: {images: images, labels: labels}\n")
+    assert main(["train", "--data", str(tmp_path / "data.yaml"), "--iterations", "2", "--batch-size", "2",
+                 "--output", str(tmp_path / "run"), "--device", "cpu", "--workers", "0", "--quiet"]) == 0
+    assert yolact.load_checkpoint(tmp_path / "run" / "last.pth").config.num_classes == 80
+    assert main(["convert", "--images", str(images), "--labels", str(labels), "--output",
+                 str(tmp_path / "coco.json")]) == 0
+    converted = json.loads((tmp_path / "coco.json").read_text())
+    assert len(converted["images"]) == 4 and len(converted["categories"]) == 80
+    capsys.readouterr()
