@@ -148,6 +148,7 @@ def test_smoke_real_network_forward_criterion_backward() -> None:
         assert grads and all(g is not None for g in grads), name
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_cuda_matches_cpu() -> None:
     output, targets = random_output(2), two_image_targets()  # targets stay on the CPU: the criterion moves them
