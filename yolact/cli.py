@@ -45,7 +45,8 @@ EXAMPLES_TRAIN = """examples:
 
 dataset.yaml:  train: {annotations: train.json, images: imgs/}   val: {...}   (or labels: for YOLO-seg)
 the optimiser is the authors' (SGD, lr 1e-3 at batch 8 scaled with the batch, warm-up, step decay); with
---iterations/--epochs the steps fall at the same fractions of the run. DIR/last.pth is the final model."""
+--iterations/--epochs the lr holds its peak until 85% of the run, then x0.1 at 85% and 95%.
+DIR/last.pth is the final model."""
 
 EXAMPLES_EXPORT = """examples:
   yolact export --weights runs/train/last.pth --format official --output yolact_base_0_1000.pth

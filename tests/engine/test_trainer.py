@@ -56,7 +56,8 @@ def test_schedule_warms_up_then_steps() -> None:
     scaled = solver.scaled(4)
     assert scaled.lr == pytest.approx(5e-4) and scaled.max_iterations == 1_600_000 and scaled.steps[0] == 560_000
     short = solver.for_iterations(1000)
-    assert short.steps == (350, 750, 875, 938) and short.warmup_iterations == 100
+    assert short.steps == (850, 950) and short.warmup_iterations == 100 and short.max_iterations == 1000
+    assert learning_rate(short, 849) == pytest.approx(1e-3) and learning_rate(short, 999) == pytest.approx(1e-5)
 
 
 def test_batches_are_a_function_of_the_iteration_and_split_across_ranks() -> None:
