@@ -62,6 +62,11 @@ def _add_model_args(parser: argparse.ArgumentParser, weights_required: bool = Tr
                         f"one of {', '.join(PRESETS)}")
 
 
+def _add_device_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="yolact", description="YOLACT real-time instance segmentation.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -74,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--score-threshold", type=float, default=0.15,
                          help="keep detections scoring strictly above this (default: 0.15; 0 keeps all)")
     predict.add_argument("--top-k", type=int, default=100, help="keep at most this many detections per image (100)")
-    predict.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    _add_device_arg(predict)
     predict.add_argument("--output", type=Path, metavar="DIR",
                          help="write overlay images (masks, boxes, labels, scores) here, same file names")
     predict.add_argument("--json", type=Path, metavar="FILE",
@@ -99,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="keep detections scoring strictly above this (default: 0, as COCO evaluation)")
     evaluate.add_argument("--top-k", type=int, default=100, help="at most this many detections per image (100)")
     evaluate.add_argument("--max-images", type=int, metavar="N", help="evaluate only the first N images (by id)")
-    evaluate.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
+    _add_device_arg(evaluate)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=run_eval)
 
@@ -133,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--keep", type=int, default=3, metavar="K", help="periodic checkpoints kept (3)")
     run.add_argument("--val-every", type=int, metavar="N", help="validation mAP every N iterations (and at the end)")
     run.add_argument("--log-every", type=int, default=10, metavar="N", help="metrics log interval (10)")
-    run.add_argument("--device", default="auto", help="cpu, cuda (default: cuda when available)")
+    _add_device_arg(run)
     run.add_argument("--workers", type=int, default=2, help="data loading processes (2)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
@@ -170,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--batch-size", type=int, default=4, help="batch for the throughput figure (default: 4)")
     bench.add_argument("--score-threshold", type=float, default=0.15, help="as predict (default: 0.15)")
     bench.add_argument("--top-k", type=int, default=100, help="as predict (default: 100)")
-    bench.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
+    _add_device_arg(bench)
     bench.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")

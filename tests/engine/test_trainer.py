@@ -21,7 +21,7 @@ from yolact.data.datasets import InstanceDataset, collate
 from yolact.data.images import read_image
 from yolact.data.synthetic import write_synthetic_coco
 from yolact.engine.schedule import batch_for_iteration, iterate_batches, learning_rate
-from yolact.engine.trainer import Trainer, TrainingDiverged, TrainOptions
+from yolact.engine.trainer import DEAD_PROTOTYPE_PATIENCE, Trainer, TrainingDiverged, TrainOptions
 from yolact.losses import YolactCriterion
 
 
@@ -143,6 +143,21 @@ def test_non_finite_loss_is_reported_with_iteration(synthetic: Path, tmp_path: P
 
     trainer.step = poisoned  # type: ignore[method-assign]
     with pytest.raises(TrainingDiverged, match=r"at iteration 3; last good checkpoint: .*iter_0000002\.pth"):
+        trainer.train()
+
+
+def test_dead_prototypes_stop_training_with_advice(synthetic: Path, tmp_path: Path) -> None:
+    coco = load_coco(synthetic / "annotations.json", synthetic / "images")
+    config = small_config(size=64)
+    source = InstanceDataset(coco, TrainTransform(config.max_size, config.backbone))
+    trainer = make_trainer(source, config, tmp_path, iterations=DEAD_PROTOTYPE_PATIENCE + 5, checkpoint_every=1000)
+    # The final conv of the protonet gives only negative pre-activations: its ReLU passes no gradient.
+    final = trainer.model.proto_net[-1]
+    with torch.no_grad():
+        final.weight.zero_()
+        final.bias.fill_(-1.0)
+    with pytest.raises(TrainingDiverged, match=rf"zero for {DEAD_PROTOTYPE_PATIENCE} iterations .*at iteration "
+                       rf"{DEAD_PROTOTYPE_PATIENCE - 1}; no checkpoint yet; lower the learning rate \(--lr\) or raise"):
         trainer.train()
 
 

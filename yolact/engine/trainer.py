@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from yolact.checkpoint import save_checkpoint
@@ -34,26 +33,19 @@ class TrainingDiverged(YolactError):
     """The loss became NaN or infinite."""
 
 
+# Iterations in a row with every prototype zero after which training stops: the protonet's final ReLU has died
+# (all pre-activations negative, so no gradient reaches it again) and masks can no longer learn. Seen from scratch
+# at batch 1 and lr 1e-3; a lower lr or a larger batch avoids it.
+DEAD_PROTOTYPE_PATIENCE = 50
+
+
 class SampleSource(Protocol):
-    """What the trainer needs of a dataset: its size and one augmented sample for a given random generator."""
+    """What the trainer needs of a dataset: its size, and one augmented sample per (index, augmentation seed) key
+    (``InstanceDataset[(index, seed)]``), so that workers need no shared random state and resume is exact."""
 
     def __len__(self) -> int: ...
 
-    def load(self, index: int, rng: np.random.Generator) -> tuple[Tensor, InstanceTarget]: ...
-
-
-class _Seeded(Dataset):
-    """Maps (index, augmentation seed) pairs to samples, so that workers need no shared random state."""
-
-    def __init__(self, source: SampleSource) -> None:
-        self.source = source
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def __getitem__(self, item: tuple[int, int]) -> tuple[Tensor, InstanceTarget]:
-        index, seed = item
-        return self.source.load(index, np.random.default_rng(seed))
+    def __getitem__(self, key: tuple[int, int]) -> tuple[Tensor, InstanceTarget]: ...
 
 
 @dataclass
@@ -126,7 +118,8 @@ class Trainer:
         self.rank, self.world_size = dist_utils.rank(), dist_utils.world_size()
         self.device = dist_utils.training_device(options.device)
         self.solver = solver or config.solver.scaled(options.batch_size)
-        self.model = model.to(self.device).train()
+        # Channels-last convolutions train about 10 % faster on CPU (oneDNN) and use tensor cores on CUDA.
+        self.model = model.to(self.device, memory_format=torch.channels_last).train()
         if options.freeze_bn:
             freeze_batchnorm(self.model)
         elif options.sync_bn and self.world_size > 1:
@@ -142,6 +135,7 @@ class Trainer:
         self.source = source
         self.state = TrainState()
         self.last_checkpoint: Path | None = None
+        self._dead_prototype_iterations = 0
 
     # ---------------------------------------------------------------------------------------------- checkpoints
     def checkpoint_payload(self) -> dict[str, Any]:
@@ -182,7 +176,7 @@ class Trainer:
     def _loader(self, start: int) -> DataLoader:
         batches = iterate_batches(len(self.source), self.options.batch_size, self.options.seed, start,
                                   self.options.iterations, self.rank, self.world_size)
-        return DataLoader(_Seeded(self.source), batch_sampler=list(batches), collate_fn=collate,
+        return DataLoader(self.source, batch_sampler=list(batches), collate_fn=collate,
                           num_workers=self.options.workers, persistent_workers=False,
                           pin_memory=self.device.type == "cuda")
 
@@ -191,13 +185,18 @@ class Trainer:
         lr = learning_rate(self.solver, self.state.iteration)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        images = images.to(self.device, non_blocking=True)
+        images = images.to(self.device, non_blocking=True, memory_format=torch.channels_last)
         targets = [t.to(self.device) for t in targets]
         with torch.autocast(self.device.type, enabled=self.use_amp):
             output = self.network(images)
         floats = _as_float(output)
         if not all(torch.isfinite(v).all() for v in floats.values()):
             self._diverged("the network's outputs became NaN or infinite")
+        alive = bool((output.prototypes.detach() > 0).any())
+        self._dead_prototype_iterations = 0 if alive else self._dead_prototype_iterations + 1
+        if self._dead_prototype_iterations >= DEAD_PROTOTYPE_PATIENCE:
+            self._diverged(f"every prototype mask has been zero for {DEAD_PROTOTYPE_PATIENCE} iterations (the "
+                           "protonet's final ReLU died, masks can no longer learn)", "or raise --batch-size")
         losses = self.criterion(output._replace(**floats), targets)
         total = sum(losses.values())
         if not torch.isfinite(total):
@@ -213,10 +212,10 @@ class Trainer:
         values["lr"] = lr
         return values
 
-    def _diverged(self, what: str) -> None:
+    def _diverged(self, what: str, remedy: str = "or check the data") -> None:
         where = f"last good checkpoint: {self.last_checkpoint}" if self.last_checkpoint else "no checkpoint yet"
         raise TrainingDiverged(f"{what} at iteration {self.state.iteration}; {where}; lower the learning rate "
-                               "(--lr) or check the data")
+                               f"(--lr) {remedy}")
 
     def train(self) -> Path:
         """Run to ``options.iterations``; returns the final checkpoint (``last.pth``)."""
