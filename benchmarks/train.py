@@ -40,6 +40,8 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=Path("runs/bench_synthetic"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                        help="bf16: mixed precision on AMX/AVX512-BF16 CPUs or CUDA (default: auto)")
     args = parser.parse_args()
 
     if args.data == "synthetic":
@@ -52,7 +54,8 @@ def main() -> None:
     job = TrainJob(train=DataSplit(train_images, train_ann), val=DataSplit(val_images, val_ann),
                    output_dir=args.output / "run", config="yolact_resnet18", iterations=args.iterations,
                    batch_size=args.batch_size, lr=args.lr, device=args.device, workers=args.workers,
-                   val_every=args.val_every, checkpoint_every=args.val_every, log_every=10)
+                   val_every=args.val_every, checkpoint_every=args.val_every, log_every=10,
+                   precision=args.precision)
     started = time.perf_counter()
     last = run_training(job)
     minutes = (time.perf_counter() - started) / 60

@@ -21,7 +21,14 @@ from yolact.data.datasets import InstanceDataset, collate
 from yolact.data.images import read_image
 from yolact.data.synthetic import write_synthetic_coco
 from yolact.engine.schedule import batch_for_iteration, iterate_batches, learning_rate
-from yolact.engine.trainer import DEAD_PROTOTYPE_PATIENCE, Trainer, TrainingDiverged, TrainOptions
+from yolact.engine.trainer import (
+    DEAD_PROTOTYPE_PATIENCE,
+    Trainer,
+    TrainingDiverged,
+    TrainOptions,
+    resolve_precision,
+)
+from yolact.errors import YolactError
 from yolact.losses import YolactCriterion
 
 
@@ -36,14 +43,28 @@ def small_config(size: int = 96, num_classes: int = 3):
     return dataclasses.replace(yolact.get_config("yolact_resnet18"), max_size=size, num_classes=num_classes)
 
 
-def make_trainer(source, config, out: Path, iterations: int, lr: float = 1e-3, **options) -> Trainer:
+def make_trainer(source, config, out: Path, iterations: int, lr: float = 1e-3, device: str = "cpu",
+                 **options) -> Trainer:
     torch.manual_seed(0)
     solver = SolverConfig(batch_size=2, lr=lr, warmup_init=lr / 10, warmup_iterations=2,
                           steps=(iterations * 3 // 4,), max_iterations=iterations)
-    opts = TrainOptions(output_dir=out, iterations=iterations, batch_size=2, device="cpu", workers=0,
+    opts = TrainOptions(output_dir=out, iterations=iterations, batch_size=2, device=device, workers=0,
                         progress=False, log_every=1, **options)
     return Trainer(yolact.build_yolact(config), config, source, opts, source.class_names, source.category_ids,
                    solver=solver)
+
+
+def _train_and_compare_loss(trainer: Trainer, images: torch.Tensor, targets: list) -> tuple[float, float]:
+    criterion = YolactCriterion(trainer.config.loss, trainer.config.box_variances)
+
+    def loss() -> float:
+        with torch.no_grad():
+            return float(sum(criterion(trainer.model(images), targets).values()))
+
+    before = loss()
+    trainer.train()
+    trainer.model.train()
+    return before, loss()
 
 
 def test_schedule_warms_up_then_steps() -> None:
@@ -75,20 +96,49 @@ def test_a_few_iterations_on_coco128_lower_the_loss(tmp_path: Path) -> None:
     fixed = InstanceDataset(coco, EvalTransform(config.max_size, config.backbone), skip_empty=True)
     images, targets = collate([fixed.load(i, np.random.default_rng(0)) for i in range(4)])
     trainer = make_trainer(train, config, tmp_path, iterations=25, lr=2.5e-4)  # the authors lr at batch 2
-    criterion = YolactCriterion(config.loss, config.box_variances)
-
-    def loss() -> float:
-        with torch.no_grad():
-            return float(sum(criterion(trainer.model(images), targets).values()))
-
-    before = loss()
-    trainer.train()
-    trainer.model.train()
-    assert loss() < 0.8 * before
+    before, after = _train_and_compare_loss(trainer, images, targets)
+    assert after < 0.8 * before
     log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in log] == list(range(1, 26))
     assert {"class", "box", "mask", "semantic", "total", "lr"} <= set(log[0])
     assert (tmp_path / "curves.png").stat().st_size > 1000 and (tmp_path / "last.pth").is_file()
+
+
+def test_precision_is_resolved_per_device() -> None:
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu) is None and resolve_precision("fp32", cuda) is None
+    assert resolve_precision("auto", cuda) is torch.float16 and resolve_precision("bf16", cpu) is torch.bfloat16
+    with pytest.raises(YolactError, match="fp16 training needs a CUDA device, not cpu; use --precision bf16"):
+        resolve_precision("fp16", cpu)
+    with pytest.raises(YolactError, match="unknown precision 'half'"):
+        resolve_precision("half", cpu)
+
+
+def test_bf16_mixed_precision_on_cpu_trains_float32_weights(synthetic: Path, tmp_path: Path) -> None:
+    coco = load_coco(synthetic / "annotations.json", synthetic / "images")
+    config = small_config()
+    source = InstanceDataset(coco, TrainTransform(config.max_size, config.backbone))
+    fixed = InstanceDataset(coco, EvalTransform(config.max_size, config.backbone))
+    images, targets = collate([fixed.load(i, np.random.default_rng(0)) for i in range(4)])
+    trainer = make_trainer(source, config, tmp_path, iterations=20, lr=2e-3, precision="bf16")
+    before, after = _train_and_compare_loss(trainer, images, targets)
+    assert after < 0.8 * before
+    weights = torch.load(tmp_path / "last.pth", weights_only=True)["model"]
+    assert all(v.dtype == torch.float32 for v in weights.values() if v.is_floating_point())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_fp16_mixed_precision_on_cuda_lowers_the_loss(synthetic: Path, tmp_path: Path) -> None:
+    coco = load_coco(synthetic / "annotations.json", synthetic / "images")
+    config = small_config()
+    source = InstanceDataset(coco, TrainTransform(config.max_size, config.backbone))
+    fixed = InstanceDataset(coco, EvalTransform(config.max_size, config.backbone))
+    images, targets = collate([fixed.load(i, np.random.default_rng(0)) for i in range(4)])
+    trainer = make_trainer(source, config, tmp_path, iterations=20, lr=2e-3, device="cuda")
+    assert trainer.autocast_dtype is torch.float16 and trainer.scaler.is_enabled()
+    before, after = _train_and_compare_loss(trainer, images.cuda(), [t.to("cuda") for t in targets])
+    assert after < 0.8 * before
 
 
 @pytest.mark.slow

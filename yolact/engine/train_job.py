@@ -70,7 +70,7 @@ class TrainJob:
     keep_checkpoints: int = 3
     val_every: int | None = None
     log_every: int = 10
-    mixed_precision: bool = True
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16 (yolact.engine.trainer.resolve_precision)
     sync_bn: bool = False
     progress: bool = True
 
@@ -188,7 +188,7 @@ def run_training(job: TrainJob, report: Callable[[str], None] = print) -> Path:
         output_dir=job.output_dir, iterations=solver.max_iterations, batch_size=job.batch_size, seed=job.seed,
         device=job.device, workers=job.workers, checkpoint_every=job.checkpoint_every,
         keep_checkpoints=job.keep_checkpoints, log_every=job.log_every, val_every=job.val_every,
-        mixed_precision=job.mixed_precision, freeze_bn=freeze_bn, sync_bn=job.sync_bn, progress=job.progress,
+        precision=job.precision, freeze_bn=freeze_bn, sync_bn=job.sync_bn, progress=job.progress,
     )
     device = dist_utils.training_device(job.device)
     validate = None

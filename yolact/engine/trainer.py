@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from yolact.checkpoint import save_checkpoint
-from yolact.config import SolverConfig, YolactConfig
+from yolact.config import PRECISIONS, SolverConfig, YolactConfig
 from yolact.data.datasets import collate
 from yolact.engine import distributed as dist_utils
 from yolact.engine.schedule import iterate_batches, learning_rate
@@ -62,7 +62,7 @@ class TrainOptions:
     keep_checkpoints: int = 3
     log_every: int = 10
     val_every: int | None = None
-    mixed_precision: bool = True  # on CUDA only
+    precision: str = "auto"  # see resolve_precision
     freeze_bn: bool = False
     sync_bn: bool = False
     progress: bool = True
@@ -72,6 +72,19 @@ class TrainOptions:
 class TrainState:
     iteration: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)  # the metrics log, also kept in the checkpoint
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of a run (None: plain float32). "auto" is fp16 on CUDA (with loss scaling) and fp32
+    elsewhere; "bf16" also works on CPUs, where oneDNN runs it on AMX / AVX512-BF16 units (about 2.8x faster
+    than fp32 for yolact_resnet18 on a Sapphire Rapids core, see README)."""
+    if precision not in PRECISIONS:
+        raise YolactError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" else "fp32"
+    if precision == "fp16" and device.type != "cuda":
+        raise YolactError(f"fp16 training needs a CUDA device, not {device}; use --precision bf16 on CPUs")
+    return {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
 
 
 def freeze_batchnorm(model: nn.Module) -> None:
@@ -130,8 +143,8 @@ class Trainer:
             [p for p in self.model.parameters() if p.requires_grad],
             lr=self.solver.lr, momentum=self.solver.momentum, weight_decay=self.solver.weight_decay,
         )
-        self.use_amp = options.mixed_precision and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        self.autocast_dtype = resolve_precision(options.precision, self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.autocast_dtype == torch.float16)
         self.source = source
         self.state = TrainState()
         self.last_checkpoint: Path | None = None
@@ -187,7 +200,7 @@ class Trainer:
             group["lr"] = lr
         images = images.to(self.device, non_blocking=True, memory_format=torch.channels_last)
         targets = [t.to(self.device) for t in targets]
-        with torch.autocast(self.device.type, enabled=self.use_amp):
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype, enabled=self.autocast_dtype is not None):
             output = self.network(images)
         floats = _as_float(output)
         if not all(torch.isfinite(v).all() for v in floats.values()):
