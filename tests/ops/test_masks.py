@@ -198,3 +198,42 @@ def test_paste_masks_no_detections() -> None:
     pasted = paste_masks(torch.zeros(0, 5, 7), 20, 30)
     assert pasted.shape == (0, 20, 30)
     assert pasted.dtype == torch.bool
+
+
+def cropped_soft_masks(generator: torch.Generator, num: int, size: int) -> torch.Tensor:
+    """Smooth random soft masks [num, size, size] cropped by random boxes (some touching the border), as the
+    post-processing hands them to paste_masks."""
+    coarse = torch.randn(num, 1, size // 8, size // 8, generator=generator) * 4
+    masks = torch.sigmoid(torch.nn.functional.interpolate(coarse, (size, size), mode="bilinear"))[:, 0]
+    corners = torch.rand(num, 2, 2, generator=generator).sort(dim=1).values
+    boxes = torch.cat((corners[:, 0], corners[:, 1]), dim=1)
+    boxes[0] = torch.tensor([0.0, 0.0, 1.0, 1.0])  # the whole map
+    boxes[1] = torch.tensor([0.9, -0.2, 1.3, 0.05])  # over the top-right border
+    return crop_masks(masks, boxes)
+
+
+@pytest.mark.parametrize(("size", "height", "width"), [(138, 480, 640), (138, 427, 640), (80, 256, 256),
+                                                       (69, 100, 37), (35, 35, 35)])
+def test_paste_masks_region_is_the_full_resize_bit_for_bit(size: int, height: int, width: int) -> None:
+    generator = torch.Generator().manual_seed(size + height)
+    masks = cropped_soft_masks(generator, 12, size)
+    masks[5] = 0.0  # an empty mask (a box outside the map)
+    full = torch.nn.functional.interpolate(masks[None], (height, width), mode="bilinear", align_corners=False)[0]
+    # Thresholds equal to resized values themselves: a difference of one unit in the last place flips a pixel.
+    positive = full[full > 0]
+    picks = torch.randint(len(positive), (6,), generator=generator)
+    for threshold in [0.5, 0.0, *positive[picks].tolist()]:
+        region = paste_masks(masks, height, width, threshold, method="region")
+        assert torch.equal(region, full > threshold), threshold
+        assert torch.equal(paste_masks(masks, height, width, threshold, method="full"), full > threshold)
+    assert not paste_masks(masks, height, width, method="region")[5].any()
+
+
+def test_paste_masks_auto_shrinking_and_unknown_method() -> None:
+    masks = cropped_soft_masks(torch.Generator().manual_seed(0), 4, 64)
+    full = torch.nn.functional.interpolate(masks[None], (40, 70), mode="bilinear", align_corners=False)[0]
+    assert torch.equal(paste_masks(masks, 40, 70), full > 0.5)  # auto takes the full resize when shrinking
+    with pytest.raises(ValueError, match="unknown paste method 'fast'"):
+        paste_masks(masks, 40, 70, method="fast")
+    with pytest.raises(ValueError, match="threshold >= 0"):
+        paste_masks(masks, 80, 80, threshold=-1.0, method="region")

@@ -118,26 +118,53 @@ def assert_sorted_descending(scores: torch.Tensor) -> None:
 # ------------------------------------------------------------------------------------------------------ Fast NMS
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(("top_k", "max_detections"), [(200, 100), (50, 300), (200, 1)])
+def test_lazy_fast_nms_is_the_matrix_form_exactly(seed: int, top_k: int, max_detections: int) -> None:
+    """At a detector's scale (80 classes, 600 candidates), float32, with tied scores and degenerate boxes: the
+    lazy CPU form returns exactly the matrix form's detections, in the same order."""
+    generator = torch.Generator().manual_seed(seed)
+    boxes = random_boxes(generator, 600, torch.float32)
+    boxes[::97, 2:] = boxes[::97, :2]  # zero-area boxes: IoU 0/0 = NaN with each other
+    scores = torch.rand(80, 600, generator=generator).pow(4)
+    scores[:, 100:110] = scores[:, 100:101]  # ties within a class
+    scores[3:9, 200] = 0.5  # ties across classes
+    matrix = fast_nms(boxes, scores, 0.5, top_k, max_detections, method="matrix")
+    lazy = fast_nms(boxes, scores, 0.5, top_k, max_detections, method="lazy")
+    assert 0 < len(matrix[0]) <= max_detections
+    for a, b in zip(matrix, lazy, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_fast_nms_rejects_an_unknown_method() -> None:
+    with pytest.raises(ValueError, match="unknown Fast NMS method 'gpu'"):
+        fast_nms(grid_boxes(3), torch.rand(2, 3), method="gpu")
+
+
+
+@pytest.mark.parametrize("method", ["matrix", "lazy"])
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 @pytest.mark.parametrize(("top_k", "max_detections"), [(200, 100), (8, 100), (200, 10), (6, 9)])
-def test_fast_nms_matches_loop(seed: int, top_k: int, max_detections: int) -> None:
+def test_fast_nms_matches_loop(seed: int, top_k: int, max_detections: int, method: str) -> None:
     generator = torch.Generator().manual_seed(seed)
     boxes = random_boxes(generator, 30)
     scores = torch.rand(4, 30, generator=generator, dtype=torch.float64)
-    result = fast_nms(boxes, scores, iou_threshold=0.5, top_k=top_k, max_detections=max_detections)
+    result = fast_nms(boxes, scores, iou_threshold=0.5, top_k=top_k, max_detections=max_detections, method=method)
     expected = loop_fast_nms(boxes, scores, 0.5, top_k, max_detections)
     assert as_list(result) == expected
     assert len(expected) > 0
     assert_sorted_descending(result[2])
 
 
+@pytest.mark.parametrize("method", ["matrix", "lazy"])
 @pytest.mark.parametrize("seed", [5, 6])
 @pytest.mark.parametrize("iou_threshold", [0.2, 0.7])
-def test_fast_nms_matches_loop_float32(seed: int, iou_threshold: float) -> None:
+def test_fast_nms_matches_loop_float32(seed: int, iou_threshold: float, method: str) -> None:
     generator = torch.Generator().manual_seed(seed)
     boxes = random_boxes(generator, 25)
     scores = torch.rand(3, 25, generator=generator, dtype=torch.float64)
-    result = fast_nms(boxes.float(), scores.float(), iou_threshold=iou_threshold, top_k=200, max_detections=100)
+    result = fast_nms(boxes.float(), scores.float(), iou_threshold=iou_threshold, top_k=200, max_detections=100,
+                      method=method)
     expected = loop_fast_nms(boxes, scores.float().double(), iou_threshold, 200, 100)
     got = as_list(result)
     assert [(index, class_id) for index, class_id, _ in got] == [(index, class_id) for index, class_id, _ in expected]

@@ -32,10 +32,72 @@ def crop_masks(masks: Tensor, boxes_xyxy: Tensor, padding: float = 1) -> Tensor:
     return masks * (inside_x & inside_y).to(masks.dtype)
 
 
-def paste_masks(masks: Tensor, height: int, width: int, threshold: float = 0.5) -> Tensor:
+def paste_masks(masks: Tensor, height: int, width: int, threshold: float = 0.5, method: str = "auto") -> Tensor:
     """Soft masks [N, h, w] -> boolean masks [N, height, width]: bilinear resize (align_corners=False), then
-    strictly above ``threshold``."""
+    strictly above ``threshold``.
+
+    ``method`` "full" resizes every mask over the whole image (``F.interpolate``); "region" computes only the
+    output pixels whose bilinear taps reach a mask's non-zero support (the crop rectangle plus one prototype pixel
+    of reach), with F.interpolate's own arithmetic, so the masks are the same bit for bit (outside that region the
+    resize is exactly 0, never above a threshold >= 0). "auto" takes "region" on CPU when enlarging (the usual
+    case: prototypes are a quarter of the network input) and "full" otherwise.
+    """
     if masks.shape[0] == 0:
         return torch.zeros((0, height, width), dtype=torch.bool, device=masks.device)
-    resized = F.interpolate(masks[None], (height, width), mode="bilinear", align_corners=False)[0]
-    return resized > threshold
+    if method == "auto":
+        enlarging = height >= masks.shape[1] and width >= masks.shape[2]
+        method = "region" if masks.device.type == "cpu" and enlarging and threshold >= 0 else "full"
+    if method == "full":
+        resized = F.interpolate(masks[None], (height, width), mode="bilinear", align_corners=False)[0]
+        return resized > threshold
+    if method != "region":
+        raise ValueError(f"unknown paste method {method!r}; expected 'auto', 'full' or 'region'")
+    if threshold < 0:
+        raise ValueError(f"the region method needs threshold >= 0, got {threshold}")
+    return _paste_in_region(masks, height, width, threshold)
+
+
+def _bilinear_taps(in_size: int, out_size: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per output index: source indices i0, i1 and weights w0, w1 [out_size] as F.interpolate's CPU kernel forms
+    them (align_corners=False): scale = in/out in float32, source = max(scale * (i + 0.5) - 0.5, 0) with one
+    rounding (a fused multiply-add, emulated in float64), i0 = floor, i1 = i0 + 1 except at the last index."""
+    scale = torch.tensor(in_size, dtype=torch.float32) / out_size
+    centres = torch.arange(out_size, dtype=torch.float32) + 0.5
+    source = (scale.double() * centres.double() - 0.5).float().clamp(min=0)
+    i0 = source.floor().long().clamp(max=in_size - 1)
+    lam = (source - i0).clamp(0, 1)
+    i1 = torch.where(i0 < in_size - 1, i0 + 1, i0)
+    return i0.to(device), i1.to(device), (1 - lam).to(device), lam.to(device)
+
+
+def _lerp(a: Tensor, b: Tensor, weight_a: Tensor, weight_b: Tensor) -> Tensor:
+    # a * wa + b * wb with the product b * wb rounded first, then one fused multiply-add: the kernel's order.
+    return torch.addcmul(b * weight_b, a, weight_a)
+
+
+def _paste_in_region(masks: Tensor, height: int, width: int, threshold: float) -> Tensor:
+    num, mask_height, mask_width = masks.shape
+    y0, y1, wy0, wy1 = _bilinear_taps(mask_height, height, masks.device)
+    x0, x1, wx0, wx1 = _bilinear_taps(mask_width, width, masks.device)
+    support = masks != 0
+    rows, cols = support.any(dim=2), support.any(dim=1)
+    out = torch.zeros((num, height, width), dtype=torch.bool, device=masks.device)
+    occupied = rows.any(dim=1)
+    # First and last non-zero row / column of each mask; output pixels whose taps reach them.
+    first_row, last_row = rows.int().argmax(dim=1), mask_height - 1 - rows.flip(1).int().argmax(dim=1)
+    first_col, last_col = cols.int().argmax(dim=1), mask_width - 1 - cols.flip(1).int().argmax(dim=1)
+    top = torch.searchsorted(y1, first_row, side="left")
+    bottom = torch.searchsorted(y0, last_row, side="right")
+    left = torch.searchsorted(x1, first_col, side="left")
+    right = torch.searchsorted(x0, last_col, side="right")
+    bounds = torch.stack((top, bottom, left, right), dim=1).tolist()
+    for n, ((ys, ye, xs, xe), filled) in enumerate(zip(bounds, occupied.tolist(), strict=True)):
+        if not filled or ye <= ys or xe <= xs:
+            continue
+        mask = masks[n]
+        cx0, cx1, cwx0, cwx1 = x0[xs:xe], x1[xs:xe], wx0[xs:xe], wx1[xs:xe]
+        top_rows, bottom_rows = mask[y0[ys:ye]], mask[y1[ys:ye]]
+        upper = _lerp(top_rows[:, cx0], top_rows[:, cx1], cwx0, cwx1)
+        lower = _lerp(bottom_rows[:, cx0], bottom_rows[:, cx1], cwx0, cwx1)
+        out[n, ys:ye, xs:xe] = _lerp(upper, lower, wy0[ys:ye, None], wy1[ys:ye, None]) > threshold
+    return out

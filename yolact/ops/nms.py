@@ -19,7 +19,8 @@ def _empty(scores: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def _take_best(index: Tensor, classes: Tensor, scores: Tensor, max_detections: int) -> tuple[Tensor, Tensor, Tensor]:
-    scores, order = scores.sort(0, descending=True)
+    # Stable: ties keep their (class, rank) order, so every way of computing Fast NMS picks the same detections.
+    scores, order = scores.sort(dim=0, descending=True, stable=True)
     order = order[:max_detections]
     return index[order], classes[order], scores[:max_detections]
 
@@ -30,6 +31,7 @@ def fast_nms(
     iou_threshold: float = 0.5,
     top_k: int = 200,
     max_detections: int = 100,
+    method: str = "auto",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Per-class Fast NMS.
 
@@ -37,18 +39,56 @@ def fast_nms(
     candidate is kept if its IoU with every higher-scoring candidate of its class is <= ``iou_threshold`` (a
     suppressed box may still suppress others, unlike greedy NMS). All kept (class, candidate) pairs are then
     sorted by score and the best ``max_detections`` kept.
+
+    ``method`` only changes how this is computed, never the result: "matrix" builds the whole [C, k, k] matrix
+    (the paper's GPU-parallel form); "lazy" decides the (class, candidate) pairs in descending score order, a
+    growing chunk at a time, each against the higher-ranked candidates of its class only, and stops once
+    ``max_detections`` are kept (tens of times less work on a CPU, where the matrix is not free); "auto" picks
+    "matrix" on CUDA and "lazy" elsewhere.
     """
     if scores.shape[1] == 0:
         return _empty(scores)
-    scores, index = scores.sort(1, descending=True)
+    scores, index = scores.sort(dim=1, descending=True, stable=True)
     index = index[:, :top_k]
     scores = scores[:, :top_k]
     num_classes, num_candidates = index.shape
     boxes = boxes_xyxy[index.reshape(-1)].view(num_classes, num_candidates, 4)
-    iou = box_iou(boxes, boxes).triu_(diagonal=1)
-    keep = iou.max(dim=1).values <= iou_threshold
-    classes = torch.arange(num_classes, device=boxes_xyxy.device)[:, None].expand_as(keep)
-    return _take_best(index[keep], classes[keep], scores[keep], max_detections)
+    if method == "auto":
+        method = "matrix" if boxes_xyxy.is_cuda else "lazy"
+    if method == "matrix":
+        iou = box_iou(boxes, boxes).triu_(diagonal=1)
+        keep = iou.max(dim=1).values <= iou_threshold
+        classes = torch.arange(num_classes, device=boxes_xyxy.device)[:, None].expand_as(keep)
+        return _take_best(index[keep], classes[keep], scores[keep], max_detections)
+    if method != "lazy":
+        raise ValueError(f"unknown Fast NMS method {method!r}; expected 'auto', 'matrix' or 'lazy'")
+    return _lazy_fast_nms(boxes, index, scores, iou_threshold, max_detections)
+
+
+def _lazy_fast_nms(boxes: Tensor, index: Tensor, scores: Tensor, iou_threshold: float, max_detections: int
+                   ) -> tuple[Tensor, Tensor, Tensor]:
+    """Fast NMS over per-class sorted candidates (boxes [C, k, 4], index and scores [C, k]), pairs decided in the
+    matrix form's final order (score descending, then class, then rank: a stable sort of the row-major pairs)."""
+    num_candidates = scores.shape[1]
+    order = scores.reshape(-1).sort(descending=True, stable=True).indices
+    ranks = torch.arange(num_candidates, device=boxes.device)
+    kept: list[Tensor] = []
+    num_kept, start, chunk = 0, 0, max(4 * max_detections, 64)
+    while start < order.numel() and num_kept < max_detections:
+        pairs = order[start : start + chunk]
+        classes, rank = pairs // num_candidates, pairs % num_candidates
+        # The same IoU arithmetic as the matrix form (rows: higher-ranked boxes of the class), then its triu_:
+        # entries at or below the diagonal set to exactly 0, so NaNs of degenerate boxes propagate alike.
+        iou = box_iou(boxes[classes], boxes[classes, rank][:, None, :])[..., 0]
+        iou = torch.where(ranks[None, :] < rank[:, None], iou, iou.new_zeros(()))
+        keep = iou.max(dim=1).values <= iou_threshold
+        kept.append(pairs[keep])
+        num_kept += int(keep.sum())
+        start += chunk
+        chunk *= 2
+    pairs = torch.cat(kept)[:max_detections]
+    classes, rank = pairs // num_candidates, pairs % num_candidates
+    return index[classes, rank], classes, scores[classes, rank]
 
 
 def cross_class_fast_nms(
