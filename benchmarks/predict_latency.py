@@ -41,6 +41,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--score-threshold", type=float, default=0.15, help="as yolact predict (default: 0.15)")
     parser.add_argument("--top-k", type=int, default=100, help="as yolact predict (default: 100)")
     parser.add_argument("--json", type=Path, help="also write the report here as JSON")
+    parser.add_argument("--plain", action="store_true",
+                        help="run the plain network (no BatchNorm folding, no channels-last) instead of the "
+                        "optimised copy that yolact predict runs")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args()
     if args.weights is not None and args.random_init:
@@ -69,16 +72,20 @@ def main() -> None:
     images = load_benchmark_images(args.images)
     notes = []
     if args.weights is not None:
-        predictor = yolact.load(args.weights, args.config, args.device, args.score_threshold, args.top_k)
+        predictor = yolact.load(args.weights, args.config, args.device, args.score_threshold, args.top_k,
+                                optimize=not args.plain)
     else:
         torch.manual_seed(args.seed)
         config = yolact.get_config(args.config)
-        predictor = yolact.Predictor(yolact.build_yolact(config), config, device=args.device,
-                                     score_threshold=args.score_threshold, top_k=args.top_k)
+        plain = yolact.Predictor(yolact.build_yolact(config), config, device=args.device, optimize=False)
         notes.append(f"random weights (seed {args.seed})")
         if args.class_logit_std > 0:
-            calibrate_class_layer(predictor, images[0], args.class_logit_std)
+            calibrate_class_layer(plain, images[0], args.class_logit_std)
             notes[-1] += f", class layer rescaled to logit std {args.class_logit_std:g} so that every stage has work"
+        # Built after the calibration: the optimised copy is taken from the calibrated weights.
+        predictor = yolact.Predictor(plain.model, config, device=args.device, score_threshold=args.score_threshold,
+                                     top_k=args.top_k, optimize=not args.plain)
+    notes.append("plain network" if args.plain else "optimised network (BatchNorm folded, channels-last)")
     report = run_benchmark(predictor, images, runs=args.runs, warmup=args.warmup, batch_size=args.batch_size,
                            progress=not args.no_progress)
     report.notes[:0] = notes

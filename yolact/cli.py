@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from yolact.config import PRESETS
+from yolact.config import PRECISIONS, PRESETS
 
 if TYPE_CHECKING:
     from yolact.engine.train_job import DataSplit
@@ -51,7 +51,9 @@ DIR/last.pth is the final model."""
 EXAMPLES_EXPORT = """examples:
   yolact export --weights runs/train/last.pth --format official --output yolact_base_0_1000.pth
   yolact export --weights yolact_base_54_800000.pth --format yolact --output base.pth
-  yolact export --config yolact_resnet50 --random-init --output weights/yolact_resnet50_0_0.pth"""
+  yolact export --config yolact_resnet50 --random-init --output weights/yolact_resnet50_0_0.pth
+  yolact export --weights yolact_resnet50_54_800000.pth --format onnx --output resnet50.onnx
+  yolact predict images/ --backend onnxruntime --weights resnet50.onnx --output out/"""
 
 
 def _add_model_args(parser: argparse.ArgumentParser, weights_required: bool = True) -> None:
@@ -86,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="write all detections as one COCO results list (bbox, score, RLE segmentation)")
     predict.add_argument("--nms", choices=("fast", "cross_class_fast", "traditional"),
                          help="NMS variant (default: the config's, Fast NMS per class)")
+    predict.add_argument("--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
+                         help="pytorch (default) runs a .pth checkpoint; onnxruntime runs a model.onnx written by "
+                         "`yolact export --format onnx` (CPU)")
     predict.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
     predict.set_defaults(func=run_predict)
 
@@ -141,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_device_arg(run)
     run.add_argument("--workers", type=int, default=2, help="data loading processes (2)")
     run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--no-amp", action="store_true", help="no mixed precision on CUDA")
+    run.add_argument("--precision", choices=PRECISIONS, default="auto",
+                     help="auto: fp16 mixed precision on CUDA, fp32 on CPU; bf16: mixed precision on CUDA or on "
+                     "CPUs with AMX/AVX512-BF16 (about 2.8x faster there); fp32: none (default: auto)")
     run.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=run_train)
@@ -184,11 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write a checkpoint in the authors' flat format or in ours",
                             description="Convert checkpoints: 'official' writes the flat state_dict that the "
                             "authors' eval.py and train.py read; 'yolact' writes ours (weights + config + "
-                            "class names).", epilog=EXAMPLES_EXPORT,
+                            "class names); 'onnx' writes the network for ONNX Runtime.", epilog=EXAMPLES_EXPORT,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(export, weights_required=False)
-    export.add_argument("--format", choices=("official", "yolact"), default="official",
-                        help="official: flat state_dict for the authors' tools (default); yolact: our format")
+    export.add_argument("--format", choices=("official", "yolact", "onnx"), default="official",
+                        help="official: flat state_dict for the authors' tools (default); yolact: our format; "
+                        "onnx: the network for ONNX Runtime (dynamic batch; needs pip install 'yolact[export]')")
     export.add_argument("--output", type=Path, required=True, metavar="FILE", help="where to write the .pth")
     export.add_argument("--random-init", action="store_true",
                         help="instead of --weights, write a randomly initialised model of --config (for demos "
@@ -206,11 +214,21 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.top_k < 1:
         raise ValueError("--top-k must be at least 1")
     paths = resolve_sources(args.source)
-    checkpoint = load_checkpoint(args.weights, args.config)
-    if args.nms:
-        post = dataclasses.replace(checkpoint.config.postprocess, nms=args.nms)
-        checkpoint.config = dataclasses.replace(checkpoint.config, postprocess=post)
-    predictor = Predictor.from_loaded(checkpoint, args.weights, args.device, args.score_threshold, args.top_k)
+    if args.backend == "onnxruntime":
+        if args.device not in ("auto", "cpu"):
+            raise ValueError("--backend onnxruntime runs on the CPU; leave --device out")
+        predictor = Predictor.from_onnx(args.weights, args.score_threshold, args.top_k)
+        if args.config and args.config != predictor.config.name:
+            raise ValueError(f"{args.weights}: exported from {predictor.config.name}, not {args.config}; "
+                             "leave --config out (the file carries its config)")
+        if args.nms:
+            predictor.postprocessor.config = dataclasses.replace(predictor.config.postprocess, nms=args.nms)
+    else:
+        checkpoint = load_checkpoint(args.weights, args.config)
+        if args.nms:
+            post = dataclasses.replace(checkpoint.config.postprocess, nms=args.nms)
+            checkpoint.config = dataclasses.replace(checkpoint.config, postprocess=post)
+        predictor = Predictor.from_loaded(checkpoint, args.weights, args.device, args.score_threshold, args.top_k)
     summary = predict_files(predictor, paths, args.output, args.json, progress=not args.quiet)
     if not args.quiet:
         for prediction in summary.predictions if len(paths) == 1 else []:
@@ -281,7 +299,7 @@ def run_train(args: argparse.Namespace) -> int:
         iterations=args.iterations, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weights=args.weights,
         backbone_weights=args.backbone_weights, resume=args.resume, device=args.device, workers=args.workers,
         seed=args.seed, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep, val_every=val_every,
-        log_every=args.log_every, mixed_precision=not args.no_amp, sync_bn=args.sync_bn, progress=not args.quiet,
+        log_every=args.log_every, precision=args.precision, sync_bn=args.sync_bn, progress=not args.quiet,
     )
     path = run_training(job)
     print(f"done: {path} (metrics in {args.output / 'metrics.jsonl'}, curves in {args.output / 'curves.png'})")
@@ -338,7 +356,16 @@ def run_export(args: argparse.Namespace) -> int:
         checkpoint = load_checkpoint(args.weights, args.config)
         config, state_dict = checkpoint.config, checkpoint.state_dict
         class_names, category_ids = checkpoint.class_names, checkpoint.category_ids
-    if args.format == "official":
+    if args.format == "onnx":
+        from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
+        from yolact.export.onnx import export_onnx
+
+        model = build_yolact(config)
+        model.load_state_dict(state_dict)
+        export_onnx(model, config, args.output, class_names or COCO_CLASSES, category_ids or COCO_CATEGORY_IDS)
+        print(f"wrote {args.output} (ONNX, config {config.name}, dynamic batch; run it with "
+              f"`yolact predict SOURCE --backend onnxruntime --weights {args.output}`)")
+    elif args.format == "official":
         save_official(args.output, state_dict)
         print(f"wrote {len(state_dict)} tensors in the authors' format to {args.output} (config {config.name})")
     else:

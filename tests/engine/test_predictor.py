@@ -129,6 +129,17 @@ def test_array_and_path_give_the_same_result(predictor: yolact.Predictor, image_
     assert_identical(predictor(str(IMAGE_A)), result_a)
 
 
+def test_optimised_path_gives_the_plain_paths_detections(checkpoint: Path, predictor: yolact.Predictor,
+                                                          result_a: Prediction) -> None:
+    """BatchNorm folded, channels-last, lazy Fast NMS and region-only mask pasting (the default) against the plain
+    network with whole-map pasting: the same detections."""
+    assert predictor.optimized and predictor.network is not predictor.model
+    plain = yolact.load(checkpoint, device="cpu", score_threshold=SCORE_THRESHOLD, top_k=TOP_K, optimize=False)
+    assert plain.network is plain.model
+    assert len(result_a) > 0
+    assert_same(plain(IMAGE_A), result_a)
+
+
 def test_top_k(checkpoint: Path, result_a: Prediction) -> None:
     assert len(result_a) == TOP_K  # this image has more than TOP_K detections above the threshold
     top5 = yolact.load(checkpoint, device="cpu", score_threshold=SCORE_THRESHOLD, top_k=5)(IMAGE_A)

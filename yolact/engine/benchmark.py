@@ -32,7 +32,6 @@ from tqdm import tqdm
 
 from yolact.data.images import as_bgr_uint8, list_images, read_image
 from yolact.data.samples import sample_images
-from yolact.data.transforms import image_to_tensor, normalize_image
 from yolact.engine.predictor import Predictor
 from yolact.ops import paste_masks, scale_boxes_to_image
 
@@ -203,10 +202,10 @@ def _process_peak_rss_mib() -> float | None:
 
 def _time_stages(predictor: Predictor, image: np.ndarray) -> tuple[list[float], int]:
     """One image through the pipeline stage by stage -> (seconds per stage in STAGES order, final detections)."""
-    model, cfg, device = predictor.model, predictor.config, predictor.device
+    model, device = predictor.network, predictor.device
     height, width = image.shape[:2]
     marks = [_clock(device)]
-    batch = normalize_image(image_to_tensor(image, device), cfg.max_size, cfg.backbone)
+    batch = predictor.prepare([image])
     marks.append(_clock(device))
     pyramid = model.extract_pyramid(batch)
     marks.append(_clock(device))

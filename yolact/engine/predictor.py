@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,8 @@ from yolact.data.images import as_bgr_uint8, read_image
 from yolact.data.transforms import image_to_tensor, normalize_image
 from yolact.engine.postprocess import Postprocessor, finalize_detections
 from yolact.engine.results import Prediction
-from yolact.modeling import Yolact, build_yolact
+from yolact.modeling import Yolact, YolactOutput, build_yolact
+from yolact.modeling.inference import optimize_for_inference
 
 ImageInput = np.ndarray | str | Path
 
@@ -36,16 +37,28 @@ class Predictor:
 
     def __init__(
         self,
-        model: Yolact,
+        model: Yolact | None,
         config: YolactConfig,
         class_names: Sequence[str] = COCO_CLASSES,
         category_ids: Sequence[int] = COCO_CATEGORY_IDS,
         device: str | torch.device | None = "auto",
         score_threshold: float = 0.15,
         top_k: int = 100,
+        optimize: bool = True,
+        network: Callable[[torch.Tensor], YolactOutput] | None = None,
     ) -> None:
         self.device = resolve_device(device)
-        self.model = model.eval().to(self.device)
+        # What runs: ``network`` when given (an exported model, e.g. OnnxNetwork, with no PyTorch model); else
+        # with ``optimize`` a copy of ``model`` with BatchNorm folded and channels-last memory (same detections up
+        # to float rounding), or with ``optimize=False`` the plain network, as the authors' code runs it.
+        self.model = model.eval().to(self.device) if model is not None else None
+        self.optimized = optimize and network is None
+        if network is not None:
+            self.network = network
+        elif self.model is None:
+            raise ValueError("a Predictor needs a model or a network")
+        else:
+            self.network = optimize_for_inference(self.model) if optimize else self.model
         self.config = config
         self.class_names = list(class_names)
         self.category_ids = np.asarray(category_ids, dtype=np.int64)
@@ -61,10 +74,22 @@ class Predictor:
         device: str | torch.device | None = "auto",
         score_threshold: float = 0.15,
         top_k: int = 100,
+        optimize: bool = True,
     ) -> Predictor:
         """Load an official or our own checkpoint (the config from ``config``, the checkpoint or its file name)."""
         checkpoint = load_checkpoint(weights, config)
-        return cls.from_loaded(checkpoint, weights, device, score_threshold, top_k)
+        return cls.from_loaded(checkpoint, weights, device, score_threshold, top_k, optimize)
+
+    @classmethod
+    def from_onnx(cls, path: str | Path, score_threshold: float = 0.15, top_k: int = 100,
+                  threads: int | None = None) -> Predictor:
+        """A model exported by ``yolact export --format onnx``, run by ONNX Runtime on CPU (the config and classes
+        come from the file)."""
+        from yolact.export.onnx import OnnxNetwork, read_onnx_metadata
+
+        config, class_names, category_ids = read_onnx_metadata(path)
+        return cls(None, config, class_names, category_ids, "cpu", score_threshold, top_k,
+                   network=OnnxNetwork(path, threads))
 
     @classmethod
     def from_loaded(
@@ -74,11 +99,12 @@ class Predictor:
         device: str | torch.device | None = "auto",
         score_threshold: float = 0.15,
         top_k: int = 100,
+        optimize: bool = True,
     ) -> Predictor:
         model = build_yolact(checkpoint.config)
         load_model_weights(model, checkpoint, path)
         return cls(model, checkpoint.config, checkpoint.class_names, checkpoint.category_ids, device,
-                   score_threshold, top_k)
+                   score_threshold, top_k, optimize)
 
     def __call__(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 1
                  ) -> Prediction | list[Prediction]:
@@ -100,11 +126,8 @@ class Predictor:
     def predict_arrays(self, images_bgr: Sequence[np.ndarray], sources: Sequence[str | None] | None = None
                        ) -> list[Prediction]:
         """BGR uint8 images [H, W, 3] -> predictions, in one network call."""
-        cfg = self.config
-        batch = torch.cat(
-            [normalize_image(image_to_tensor(image, self.device), cfg.max_size, cfg.backbone) for image in images_bgr]
-        )
-        detections = self.postprocessor(self.model(batch))
+        batch = self.prepare(images_bgr)
+        detections = self.postprocessor(self.network(batch))
         sources = sources or [None] * len(images_bgr)
         predictions = []
         for image, dets, source in zip(images_bgr, detections, sources, strict=True):
@@ -125,6 +148,14 @@ class Predictor:
             )
         return predictions
 
+    def prepare(self, images_bgr: Sequence[np.ndarray]) -> torch.Tensor:
+        """BGR uint8 images -> the network's input batch [B, 3, S, S] on the device (channels-last when optimised)."""
+        cfg = self.config
+        batch = torch.cat(
+            [normalize_image(image_to_tensor(image, self.device), cfg.max_size, cfg.backbone) for image in images_bgr]
+        )
+        return batch.contiguous(memory_format=torch.channels_last) if self.optimized else batch
+
     @staticmethod
     def _load(image: ImageInput, index: int) -> np.ndarray:
         if isinstance(image, (str, Path)):
@@ -138,6 +169,8 @@ def load(
     device: str | torch.device | None = "auto",
     score_threshold: float = 0.15,
     top_k: int = 100,
+    optimize: bool = True,
 ) -> Predictor:
-    """Load a model from an official or our own checkpoint, ready to run: ``yolact.load("w.pth")(image)``."""
-    return Predictor.from_checkpoint(weights, config, device, score_threshold, top_k)
+    """Load a model from an official or our own checkpoint, ready to run: ``yolact.load("w.pth")(image)``.
+    ``optimize=False`` runs the plain network (no BatchNorm folding, no channels-last)."""
+    return Predictor.from_checkpoint(weights, config, device, score_threshold, top_k, optimize)

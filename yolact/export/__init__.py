@@ -1,0 +1,1 @@
+"""Deployment formats: ONNX export and running exported models."""
