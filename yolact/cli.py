@@ -17,6 +17,9 @@ EXAMPLES_PREDICT = """examples:
   yolact predict photo.jpg --weights yolact_base_54_800000.pth --output out/
   yolact predict images/ --weights yolact_resnet50_54_800000.pth --json dets.json --score-threshold 0.3
   yolact predict images/ --weights my_model.pth --config yolact_resnet50 --device cpu
+  yolact predict clip.mp4 --weights yolact_base_54_800000.pth --output clip_out.mp4 --batch 4 --json frames.json
+  yolact predict 0 --weights yolact_base_54_800000.pth --show          # camera 0, in a window
+  yolact predict frames/ --weights my_model.pth --output frames.mp4    # a folder of frames as a video
 
 the config comes from --config, else from our own checkpoints, else from an official file name
 (<config>_<epoch>_<iteration>.pth, as the authors' tools read it)."""
@@ -76,18 +79,25 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="segment objects in an image or a folder of images",
                              description="Segment objects in an image or a folder of images.",
                              epilog=EXAMPLES_PREDICT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    predict.add_argument("source", type=Path, help="an image file or a folder of images")
+    predict.add_argument("source", type=Path,
+                         help="an image, a folder of images, a video file (.mp4, .avi, ...) or a camera index (0)")
     _add_model_args(predict)
     predict.add_argument("--score-threshold", type=float, default=0.15,
                          help="keep detections scoring strictly above this (default: 0.15; 0 keeps all)")
     predict.add_argument("--top-k", type=int, default=100, help="keep at most this many detections per image (100)")
     _add_device_arg(predict)
     predict.add_argument("--output", type=Path, metavar="DIR",
-                         help="write overlay images (masks, boxes, labels, scores) here, same file names")
+                         help="images: write overlays here, same file names; video: the annotated video file "
+                         "(.mp4 or .avi; a folder gets <name>.mp4); a folder of images with a video file name here "
+                         "is read as frames")
     predict.add_argument("--json", type=Path, metavar="FILE",
                          help="write all detections as one COCO results list (bbox, score, RLE segmentation)")
     predict.add_argument("--nms", choices=("fast", "cross_class_fast", "traditional"),
                          help="NMS variant (default: the config's, Fast NMS per class)")
+    predict.add_argument("--batch", type=int, default=1, metavar="N",
+                         help="video: frames per network call (default: 1)")
+    predict.add_argument("--show", action="store_true",
+                         help="video: show the annotated frames in a window (needs OpenCV with GUI and a display)")
     predict.add_argument("--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
                          help="pytorch (default) runs a .pth checkpoint; onnxruntime runs a model.onnx written by "
                          "`yolact export --format onnx` (CPU)")
@@ -213,7 +223,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
     if args.top_k < 1:
         raise ValueError("--top-k must be at least 1")
-    paths = resolve_sources(args.source)
+    from yolact.engine.video import VIDEO_SUFFIXES, is_video_source, predict_video
+
+    video_output = args.output is not None and args.output.suffix.lower() in VIDEO_SUFFIXES
+    video = is_video_source(args.source) or video_output or args.show
+    paths = [] if video else resolve_sources(args.source)
     if args.backend == "onnxruntime":
         if args.device not in ("auto", "cpu"):
             raise ValueError("--backend onnxruntime runs on the CPU; leave --device out")
@@ -224,11 +238,24 @@ def run_predict(args: argparse.Namespace) -> int:
         if args.nms:
             predictor.postprocessor.config = dataclasses.replace(predictor.config.postprocess, nms=args.nms)
     else:
+        if args.weights.suffix.lower() == ".onnx":
+            raise ValueError(f"{args.weights}: an ONNX model; run it with --backend onnxruntime")
         checkpoint = load_checkpoint(args.weights, args.config)
         if args.nms:
             post = dataclasses.replace(checkpoint.config.postprocess, nms=args.nms)
             checkpoint.config = dataclasses.replace(checkpoint.config, postprocess=post)
         predictor = Predictor.from_loaded(checkpoint, args.weights, args.device, args.score_threshold, args.top_k)
+    if video:
+        output = args.output
+        if output is not None and not video_output:
+            output = output / (f"camera{args.source}.mp4" if str(args.source).isdigit() else
+                               f"{Path(args.source).stem}.mp4")
+        result = predict_video(predictor, str(args.source), output, args.json, batch_size=args.batch,
+                               show=args.show, progress=not args.quiet)
+        print(f"{result.frames} frame(s), {result.detections} detections on {predictor.device} at "
+              f"{result.fps:.1f} fps" + (f"; video in {output}" if output else "")
+              + (f"; detections in {args.json}" if args.json else ""))
+        return 0
     summary = predict_files(predictor, paths, args.output, args.json, progress=not args.quiet)
     if not args.quiet:
         for prediction in summary.predictions if len(paths) == 1 else []:

@@ -114,12 +114,18 @@ def test_precision_is_resolved_per_device() -> None:
         resolve_precision("half", cpu)
 
 
-def test_bf16_mixed_precision_on_cpu_trains_float32_weights(synthetic: Path, tmp_path: Path) -> None:
+def synthetic_training_data(synthetic: Path) -> tuple:
+    """(config, augmented training source, 4 fixed images, their targets) of the synthetic scenes."""
     coco = load_coco(synthetic / "annotations.json", synthetic / "images")
     config = small_config()
     source = InstanceDataset(coco, TrainTransform(config.max_size, config.backbone))
     fixed = InstanceDataset(coco, EvalTransform(config.max_size, config.backbone))
     images, targets = collate([fixed.load(i, np.random.default_rng(0)) for i in range(4)])
+    return config, source, images, targets
+
+
+def test_bf16_mixed_precision_on_cpu_trains_float32_weights(synthetic: Path, tmp_path: Path) -> None:
+    config, source, images, targets = synthetic_training_data(synthetic)
     trainer = make_trainer(source, config, tmp_path, iterations=20, lr=2e-3, precision="bf16")
     before, after = _train_and_compare_loss(trainer, images, targets)
     assert after < 0.8 * before
@@ -130,11 +136,7 @@ def test_bf16_mixed_precision_on_cpu_trains_float32_weights(synthetic: Path, tmp
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_fp16_mixed_precision_on_cuda_lowers_the_loss(synthetic: Path, tmp_path: Path) -> None:
-    coco = load_coco(synthetic / "annotations.json", synthetic / "images")
-    config = small_config()
-    source = InstanceDataset(coco, TrainTransform(config.max_size, config.backbone))
-    fixed = InstanceDataset(coco, EvalTransform(config.max_size, config.backbone))
-    images, targets = collate([fixed.load(i, np.random.default_rng(0)) for i in range(4)])
+    config, source, images, targets = synthetic_training_data(synthetic)
     trainer = make_trainer(source, config, tmp_path, iterations=20, lr=2e-3, device="cuda")
     assert trainer.autocast_dtype is torch.float16 and trainer.scaler.is_enabled()
     before, after = _train_and_compare_loss(trainer, images.cuda(), [t.to("cuda") for t in targets])

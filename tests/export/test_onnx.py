@@ -82,3 +82,5 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path: Path, exported: Path, caps
     assert main(["predict", str(IMAGES[0]), "--backend", "onnxruntime", "--weights", str(exported),
                  "--config", "yolact_base"]) != 0
     assert "exported from yolact_resnet50, not yolact_base" in capsys.readouterr().err
+    assert main(["predict", str(IMAGES[0]), "--weights", str(exported)]) != 0
+    assert "an ONNX model; run it with --backend onnxruntime" in capsys.readouterr().err

@@ -1,0 +1,110 @@
+"""Video, folders of frames and cameras: ``predict_video`` and ``yolact predict clip.mp4``, on a clip made here."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import yolact
+from yolact.checkpoint import save_checkpoint
+from yolact.cli import main
+from yolact.engine.video import display_available, predict_video
+from yolact.errors import YolactError
+
+FRAMES, WIDTH, HEIGHT, FPS = 12, 128, 96, 10.0
+CLASSES = ["circle", "square", "triangle"]
+
+
+def small_config():
+    return dataclasses.replace(yolact.get_config("yolact_resnet18"), max_size=96, num_classes=3)
+
+
+@pytest.fixture(scope="module")
+def predictor() -> yolact.Predictor:
+    torch.manual_seed(0)
+    config = small_config()
+    # Random weights: score threshold 0 so that every frame has detections to draw and record.
+    return yolact.Predictor(yolact.build_yolact(config), config, CLASSES, [1, 2, 3], device="cpu",
+                            score_threshold=0.0, top_k=5)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A moving disc over a gradient, FRAMES frames of WIDTH x HEIGHT at FPS."""
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, (WIDTH, HEIGHT))
+    assert writer.isOpened()
+    for i in range(FRAMES):
+        frame = np.tile(np.linspace(40, 200, WIDTH, dtype=np.uint8)[None, :, None], (HEIGHT, 1, 3))
+        cv2.circle(frame, (20 + 7 * i, 48), 15, (30, 30, 220), -1)
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def read_back(path: Path) -> tuple[int, int, int, float]:
+    capture = cv2.VideoCapture(str(path))
+    frames = 0
+    while capture.read()[0]:
+        frames += 1
+    size = (int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    return frames, *size, fps
+
+
+@pytest.mark.parametrize("batch_size", [1, 4])
+def test_video_end_to_end_keeps_frames_size_and_fps(predictor: yolact.Predictor, clip: Path, tmp_path: Path,
+                                                    batch_size: int) -> None:
+    out, json_path = tmp_path / "out.mp4", tmp_path / "frames.json"
+    summary = predict_video(predictor, clip, out, json_path, batch_size=batch_size, progress=False)
+    assert summary.frames == FRAMES and summary.detections == 5 * FRAMES and summary.fps > 0
+    assert read_back(out) == (FRAMES, WIDTH, HEIGHT, pytest.approx(FPS))
+    records = json.loads(json_path.read_text())
+    assert sorted({r["image_id"] for r in records}) == list(range(1, FRAMES + 1))
+
+
+def test_batching_frames_gives_the_same_detections(predictor: yolact.Predictor, clip: Path, tmp_path: Path) -> None:
+    runs = {}
+    for batch_size in (1, 3):
+        path = tmp_path / f"b{batch_size}.json"
+        predict_video(predictor, clip, None, path, batch_size=batch_size, progress=False)
+        runs[batch_size] = json.loads(path.read_text())
+    assert len(runs[1]) == len(runs[3]) == 5 * FRAMES
+    for a, b in zip(runs[1], runs[3], strict=True):
+        assert a["image_id"] == b["image_id"] and a["category_id"] == b["category_id"]
+        assert abs(a["score"] - b["score"]) < 1e-4
+
+
+def test_cli_video_and_a_folder_of_frames(predictor: yolact.Predictor, clip: Path, tmp_path: Path, capsys) -> None:
+    weights = tmp_path / "small.pth"
+    save_checkpoint(weights, predictor.model.state_dict(), predictor.config, CLASSES, [1, 2, 3])
+    assert main(["predict", str(clip), "--weights", str(weights), "--output", str(tmp_path / "o"),
+                 "--score-threshold", "0", "--quiet"]) == 0
+    assert read_back(tmp_path / "o" / "clip.mp4")[0] == FRAMES
+    assert f"{FRAMES} frame(s)" in capsys.readouterr().out
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    capture = cv2.VideoCapture(str(clip))
+    for i in range(5):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), capture.read()[1])
+    assert main(["predict", str(frames), "--weights", str(weights), "--output", str(tmp_path / "f.avi"),
+                 "--quiet"]) == 0
+    assert read_back(tmp_path / "f.avi")[:3] == (5, WIDTH, HEIGHT)
+
+
+def test_missing_camera_and_no_display_are_one_line_errors(predictor: yolact.Predictor, clip: Path,
+                                                           monkeypatch) -> None:
+    with pytest.raises(YolactError, match="camera 97 cannot be opened: no such camera"):
+        predict_video(predictor, "97", progress=False)
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert display_available() is not None
+    with pytest.raises(YolactError, match="--show: "):
+        predict_video(predictor, clip, show=True, progress=False)
+    with pytest.raises(YolactError, match="no such video file, folder or camera index"):
+        predict_video(predictor, clip.with_name("nope.mp4"), progress=False)

@@ -1,0 +1,216 @@
+"""Predict on a video file, a folder of frames or a camera: an annotated video at the source's fps and size,
+optional per-frame JSON, and decoding, inference and encoding overlapped in threads.
+
+Three stages joined by bounded queues: a reader thread decodes frames into batches of ``batch_size``, the caller's
+thread runs the network on each batch (PyTorch releases the GIL in its kernels, so decoding and encoding proceed
+meanwhile), and a writer thread draws the overlays and encodes them. The bounded queues keep memory flat and let
+the slowest stage set the pace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from yolact.data.images import list_images, read_image
+from yolact.engine.predictor import Predictor
+from yolact.engine.results import Prediction
+from yolact.engine.visualize import draw_instances
+from yolact.errors import YolactError
+from yolact.io import atomic_write
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+_DONE = object()
+
+
+def is_video_source(source: str | Path) -> bool:
+    """True for a camera index ("0") or a file with a video suffix."""
+    text = str(source)
+    return text.isdigit() or Path(text).suffix.lower() in VIDEO_SUFFIXES
+
+
+@dataclass
+class VideoSummary:
+    frames: int
+    detections: int
+    seconds: float
+    output: Path | None
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class FrameSource:
+    """Frames of a video file, a camera or a folder of images, with the fps and size to write them back at."""
+
+    def __init__(self, source: str | Path, folder_fps: float = 30.0) -> None:
+        text = str(source)
+        self.name = text
+        self._paths: list[Path] | None = None
+        self._capture: cv2.VideoCapture | None = None
+        if text.isdigit():
+            self._capture = cv2.VideoCapture(int(text))
+            if not self._capture.isOpened():
+                raise YolactError(f"camera {text} cannot be opened: no such camera or it is in use; 0 is the first "
+                                  "camera (on Linux, ls /dev/video* lists them)")
+            self.name = f"camera {text}"
+        elif Path(text).is_dir():
+            self._paths = list_images(Path(text))
+            if not self._paths:
+                raise YolactError(f"{text}: no images in this folder to read as frames")
+        elif Path(text).is_file():
+            self._capture = cv2.VideoCapture(text)
+            if not self._capture.isOpened():
+                raise YolactError(f"{text}: OpenCV cannot decode this video; convert it to .mp4 (H.264) or .avi")
+        else:
+            raise YolactError(f"{text}: no such video file, folder or camera index")
+        if self._capture is not None:
+            fps = self._capture.get(cv2.CAP_PROP_FPS)
+            self.fps = fps if fps and fps > 0 and np.isfinite(fps) else folder_fps
+            count = int(self._capture.get(cv2.CAP_PROP_FRAME_COUNT))
+            self.length: int | None = count if count > 0 and not text.isdigit() else None
+        else:
+            self.fps = folder_fps
+            self.length = len(self._paths or [])
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        if self._paths is not None:
+            for path in self._paths:
+                yield read_image(path)
+            return
+        assert self._capture is not None
+        try:
+            while True:
+                ok, frame = self._capture.read()
+                if not ok:
+                    return
+                yield frame
+        finally:
+            self._capture.release()
+
+
+def display_available() -> str | None:
+    """None when ``cv2.imshow`` can open a window here, else why not (one line)."""
+    gui = [line for line in cv2.getBuildInformation().splitlines() if line.strip().startswith("GUI:")]
+    if gui and "NONE" in gui[0].upper():
+        return "this OpenCV has no GUI support (opencv-python-headless); pip install opencv-python for --show"
+    if os.name == "posix" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "no display here (DISPLAY is not set); write the video with --output instead"
+    return None
+
+
+def predict_video(
+    predictor: Predictor,
+    source: str | Path,
+    output: Path | None = None,
+    json_path: Path | None = None,
+    batch_size: int = 1,
+    show: bool = False,
+    progress: bool = True,
+    queue_size: int = 4,
+    on_frame: Callable[[int, Prediction], None] | None = None,
+) -> VideoSummary:
+    """Segment every frame of ``source``; write the annotated video to ``output`` (same fps and size; .mp4 or
+    .avi) and, with ``json_path``, one JSON list of per-frame COCO records (``image_id`` = frame index from 1)."""
+    if batch_size < 1:
+        raise YolactError("--batch must be at least 1")
+    if show and (why := display_available()):
+        raise YolactError(f"--show: {why}")
+    frames = FrameSource(source)
+    batches: queue.Queue = queue.Queue(maxsize=queue_size)
+    drawn: queue.Queue = queue.Queue(maxsize=queue_size * batch_size)
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            batch: list[np.ndarray] = []
+            for frame in frames:
+                batch.append(frame)
+                if len(batch) == batch_size:
+                    batches.put(batch)
+                    batch = []
+            if batch:
+                batches.put(batch)
+        except BaseException as error:  # reported by the caller's thread
+            errors.append(error)
+        finally:
+            batches.put(_DONE)
+
+    records: list[dict] = []
+    writer_state: dict[str, cv2.VideoWriter | None] = {"writer": None}
+
+    def write() -> None:
+        try:
+            while (item := drawn.get()) is not _DONE:
+                index, frame, prediction = item
+                overlay = draw_instances(frame, prediction.boxes_xyxy, prediction.scores, prediction.class_ids,
+                                         predictor.class_names, prediction.masks)
+                if output is not None:
+                    if writer_state["writer"] is None:
+                        writer_state["writer"] = _open_writer(output, frames.fps, frame.shape[1], frame.shape[0])
+                    writer_state["writer"].write(overlay)
+                if json_path is not None:
+                    records.extend(prediction.to_coco(index))
+                if show:
+                    cv2.imshow(frames.name, overlay)
+                    cv2.waitKey(1)
+        except BaseException as error:
+            errors.append(error)
+            while drawn.get() is not _DONE:  # keep the producer from blocking
+                pass
+
+    reader = threading.Thread(target=read, name="yolact-video-reader", daemon=True)
+    writer = threading.Thread(target=write, name="yolact-video-writer", daemon=True)
+    reader.start()
+    writer.start()
+    count = detections = 0
+    bar = tqdm(total=frames.length, desc=f"predict {Path(frames.name).name}", unit="frame", disable=not progress)
+    started = time.perf_counter()
+    try:
+        while (batch := batches.get()) is not _DONE:
+            for frame, prediction in zip(batch, predictor.predict_arrays(batch), strict=True):
+                count += 1
+                detections += len(prediction)
+                if on_frame is not None:
+                    on_frame(count, prediction)
+                drawn.put((count, frame, prediction))
+            bar.update(len(batch))
+            bar.set_postfix(fps=f"{count / (time.perf_counter() - started):.1f}", refresh=False)
+            if errors:
+                break
+    finally:
+        drawn.put(_DONE)
+        writer.join()
+        bar.close()
+        if writer_state["writer"] is not None:
+            writer_state["writer"].release()
+        if show:
+            cv2.destroyAllWindows()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    if count == 0:
+        raise YolactError(f"{frames.name}: no frames could be read")
+    if json_path is not None:
+        atomic_write(json_path, lambda f: f.write(json.dumps(records).encode()))
+    return VideoSummary(count, detections, seconds, output)
+
+
+def _open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    codec = "XVID" if path.suffix.lower() == ".avi" else "mp4v"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+    if not writer.isOpened():
+        raise YolactError(f"{path}: OpenCV cannot write this video; use a .mp4 or .avi file name")
+    return writer
