@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 import yolact
-from yolact.data.transforms import image_to_tensor, normalize_image
 from yolact.engine.benchmark import load_benchmark_images, run_benchmark
 
 
@@ -55,11 +54,10 @@ def parse_args() -> argparse.Namespace:
 
 def calibrate_class_layer(predictor: yolact.Predictor, image: np.ndarray, target_std: float) -> None:
     """Rescale the class layer so that ``image``'s class logits have standard deviation ``target_std``."""
-    cfg, model = predictor.config, predictor.model
+    model = predictor.model
     conf_layer = model.head.conf_layer
     with torch.inference_mode():
-        batch = normalize_image(image_to_tensor(image, predictor.device), cfg.max_size, cfg.backbone)
-        std = model(batch).class_logits.std().item()
+        std = model(predictor.prepare([image])).class_logits.std().item()
         # The logits are linear in this layer's weight and bias, so one scale hits the target exactly.
         conf_layer.weight.mul_(target_std / std)
         conf_layer.bias.mul_(target_std / std)

@@ -158,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--precision", choices=PRECISIONS, default="auto",
                      help="auto: fp16 mixed precision on CUDA, fp32 on CPU; bf16: mixed precision on CUDA or on "
-                     "CPUs with AMX/AVX512-BF16 (about 2.8x faster there); fp32: none (default: auto)")
+                     "CPUs with AMX/AVX512-BF16 (about 2.5x faster there); fp32: none (default: auto)")
     run.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=run_train)

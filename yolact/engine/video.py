@@ -14,7 +14,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +24,6 @@ from tqdm import tqdm
 
 from yolact.data.images import list_images, read_image
 from yolact.engine.predictor import Predictor
-from yolact.engine.results import Prediction
 from yolact.engine.visualize import draw_instances
 from yolact.errors import YolactError
 from yolact.io import atomic_write
@@ -44,7 +43,6 @@ class VideoSummary:
     frames: int
     detections: int
     seconds: float
-    output: Path | None
 
     @property
     def fps(self) -> float:
@@ -119,7 +117,6 @@ def predict_video(
     show: bool = False,
     progress: bool = True,
     queue_size: int = 4,
-    on_frame: Callable[[int, Prediction], None] | None = None,
 ) -> VideoSummary:
     """Segment every frame of ``source``; write the annotated video to ``output`` (same fps and size; .mp4 or
     .avi) and, with ``json_path``, one JSON list of per-frame COCO records (``image_id`` = frame index from 1)."""
@@ -129,7 +126,7 @@ def predict_video(
         raise YolactError(f"--show: {why}")
     frames = FrameSource(source)
     batches: queue.Queue = queue.Queue(maxsize=queue_size)
-    drawn: queue.Queue = queue.Queue(maxsize=queue_size * batch_size)
+    predicted: queue.Queue = queue.Queue(maxsize=queue_size * batch_size)
     errors: list[BaseException] = []
 
     def read() -> None:
@@ -152,22 +149,24 @@ def predict_video(
 
     def write() -> None:
         try:
-            while (item := drawn.get()) is not _DONE:
+            while (item := predicted.get()) is not _DONE:
                 index, frame, prediction = item
+                if json_path is not None:
+                    records.extend(prediction.to_coco(index))
+                if output is None and not show:
+                    continue  # nothing shows the overlay: do not draw it
                 overlay = draw_instances(frame, prediction.boxes_xyxy, prediction.scores, prediction.class_ids,
                                          predictor.class_names, prediction.masks)
                 if output is not None:
                     if writer_state["writer"] is None:
                         writer_state["writer"] = _open_writer(output, frames.fps, frame.shape[1], frame.shape[0])
                     writer_state["writer"].write(overlay)
-                if json_path is not None:
-                    records.extend(prediction.to_coco(index))
                 if show:
                     cv2.imshow(frames.name, overlay)
                     cv2.waitKey(1)
         except BaseException as error:
             errors.append(error)
-            while drawn.get() is not _DONE:  # keep the producer from blocking
+            while predicted.get() is not _DONE:  # keep the producer from blocking
                 pass
 
     reader = threading.Thread(target=read, name="yolact-video-reader", daemon=True)
@@ -182,15 +181,13 @@ def predict_video(
             for frame, prediction in zip(batch, predictor.predict_arrays(batch), strict=True):
                 count += 1
                 detections += len(prediction)
-                if on_frame is not None:
-                    on_frame(count, prediction)
-                drawn.put((count, frame, prediction))
+                predicted.put((count, frame, prediction))
             bar.update(len(batch))
             bar.set_postfix(fps=f"{count / (time.perf_counter() - started):.1f}", refresh=False)
             if errors:
                 break
     finally:
-        drawn.put(_DONE)
+        predicted.put(_DONE)
         writer.join()
         bar.close()
         if writer_state["writer"] is not None:
@@ -204,7 +201,7 @@ def predict_video(
         raise YolactError(f"{frames.name}: no frames could be read")
     if json_path is not None:
         atomic_write(json_path, lambda f: f.write(json.dumps(records).encode()))
-    return VideoSummary(count, detections, seconds, output)
+    return VideoSummary(count, detections, seconds)
 
 
 def _open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
