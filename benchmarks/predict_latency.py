@@ -16,11 +16,10 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import yolact
-from yolact.engine.benchmark import load_benchmark_images, run_benchmark
+from yolact.engine.benchmark import calibrate_class_layer, load_benchmark_images, run_benchmark
 
 
 def parse_args() -> argparse.Namespace:
@@ -52,17 +51,6 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def calibrate_class_layer(predictor: yolact.Predictor, image: np.ndarray, target_std: float) -> None:
-    """Rescale the class layer so that ``image``'s class logits have standard deviation ``target_std``."""
-    model = predictor.model
-    conf_layer = model.head.conf_layer
-    with torch.inference_mode():
-        std = model(predictor.prepare([image])).class_logits.std().item()
-        # The logits are linear in this layer's weight and bias, so one scale hits the target exactly.
-        conf_layer.weight.mul_(target_std / std)
-        conf_layer.bias.mul_(target_std / std)
-
-
 def main() -> None:
     args = parse_args()
     if args.threads is not None:
@@ -78,7 +66,7 @@ def main() -> None:
         plain = yolact.Predictor(yolact.build_yolact(config), config, device=args.device, optimize=False)
         notes.append(f"random weights (seed {args.seed})")
         if args.class_logit_std > 0:
-            calibrate_class_layer(plain, images[0], args.class_logit_std)
+            calibrate_class_layer(plain.model, plain.prepare([images[0]]), args.class_logit_std)
             notes[-1] += f", class layer rescaled to logit std {args.class_logit_std:g} so that every stage has work"
         # Built after the calibration: the optimised copy is taken from the calibrated weights.
         predictor = yolact.Predictor(plain.model, config, device=args.device, score_threshold=args.score_threshold,

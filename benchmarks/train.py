@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
                         help="bf16: mixed precision on AMX/AVX512-BF16 CPUs or CUDA (default: auto)")
+    parser.add_argument("--max-expand", type=float, default=4.0,
+                        help="augmentation: expand's largest zoom-out (the authors' 4; 1 turns it off)")
     args = parser.parse_args()
 
     if args.data == "synthetic":
@@ -55,7 +57,7 @@ def main() -> None:
                    output_dir=args.output / "run", config="yolact_resnet18", iterations=args.iterations,
                    batch_size=args.batch_size, lr=args.lr, device=args.device, workers=args.workers,
                    val_every=args.val_every, checkpoint_every=args.val_every, log_every=10,
-                   precision=args.precision)
+                   precision=args.precision, max_expand=args.max_expand)
     started = time.perf_counter()
     last = run_training(job)
     minutes = (time.perf_counter() - started) / 60

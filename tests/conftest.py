@@ -47,3 +47,24 @@ def make_official_checkpoint(shared_dir: Path, tmp_path_factory: pytest.TempPath
         return cache[key]
 
     return make
+
+
+# Two coco128 images for the export tests.
+EXPORT_IMAGES = [COCO128 / "images" / "000000000009.jpg", COCO128 / "images" / "000000000025.jpg"]
+
+
+@pytest.fixture(scope="session")
+def resnet50_checkpoint(make_official_checkpoint: Callable[..., Path]) -> Path:
+    """A make_checkpoint.py yolact_resnet50 checkpoint (the export tests' model)."""
+    return make_official_checkpoint("yolact_resnet50")
+
+
+@pytest.fixture(scope="session")
+def resnet50_onnx(resnet50_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``resnet50_checkpoint`` exported by ``yolact export --format onnx``."""
+    from yolact.cli import main
+
+    pytest.importorskip("onnxruntime", reason="pip install 'yolact[export]'")
+    path = tmp_path_factory.mktemp("onnx") / "resnet50.onnx"
+    assert main(["export", "--weights", str(resnet50_checkpoint), "--format", "onnx", "--output", str(path)]) == 0
+    return path

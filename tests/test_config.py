@@ -65,7 +65,8 @@ def test_unknown_config_names_the_choices() -> None:
         ("yolact_base_10_32100_interrupt.pth", "yolact_base"),
         ("yolact_im400.pth", "yolact_im400"),
         ("weights.pth", None),
-        ("yolact_plus_base_54_800000.pth", None),
+        ("yolact_plus_base_54_800000.pth", "yolact_plus_base"),
+        ("yolact_plus_resnet50_54_800000.pth", "yolact_plus_resnet50"),
     ],
 )
 def test_config_from_file_name(filename: str, expected: str | None) -> None:

@@ -20,9 +20,9 @@ def read_case(folder: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in (folder / "case.txt").read_text().split())
 
 
-@pytest.fixture(scope="module")
-def vector(shared_dir: Path) -> Path:
-    return shared_dir / "spec" / "vectors" / "yolact_resnet50_seed0"
+@pytest.fixture(scope="module", params=["yolact_resnet50_seed0", "yolact_plus_resnet50_seed0"])
+def vector(shared_dir: Path, request: pytest.FixtureRequest) -> Path:
+    return shared_dir / "spec" / "vectors" / request.param
 
 
 @pytest.fixture(scope="module")
@@ -41,14 +41,15 @@ def assert_close(name: str, actual: torch.Tensor, expected: np.ndarray) -> None:
 
 def test_intermediate_tensors_match_reference(vector: Path, checkpoint_path: Path) -> None:
     reference = np.load(vector / "reference.npz")
-    predictor = Predictor.from_checkpoint(checkpoint_path, "yolact_resnet50", device="cpu")
+    predictor = Predictor.from_checkpoint(checkpoint_path, read_case(vector)["config"], device="cpu")
     config = predictor.config
     image = read_image(vector / "image.png")
     with torch.inference_mode():
         x = normalize_image(image_to_tensor(image), config.max_size, config.backbone)
         out = predictor.model(x)
         dets = Postprocessor(config.postprocess, config.max_size)(out)[0]
-        final = finalize_detections(dets, image.shape[1], image.shape[0])
+        # YOLACT++ re-scores by the masks' predicted IoU and ranks by that (None for YOLACT).
+        final = finalize_detections(dets, image.shape[1], image.shape[0], mask_iou=predictor.model.maskiou_net)
     assert_close("input", x, reference["input"])
     assert_close("loc", out.loc, reference["loc"])
     assert_close("conf", out.class_logits.softmax(-1), reference["conf"])
@@ -60,6 +61,8 @@ def test_intermediate_tensors_match_reference(vector: Path, checkpoint_path: Pat
     assert np.array_equal(dets.class_ids.numpy(), reference["det_class"])
     assert_close("masks_proto_soft", dets.soft_masks(), reference["masks_proto_soft"])
     assert np.array_equal(final.boxes_xyxy.numpy(), reference["boxes"])
+    assert np.array_equal(final.class_ids.numpy(), reference["classes"])
+    assert_close("scores", final.scores, reference["scores"])
 
 
 def test_predict_cli_json_matches_expected_detections(vector: Path, checkpoint_path: Path, tmp_path: Path,
@@ -67,7 +70,7 @@ def test_predict_cli_json_matches_expected_detections(vector: Path, checkpoint_p
     out = tmp_path / "dets.json"
     subprocess.run(
         [sys.executable, "-m", "yolact.cli", "predict", str(vector / "image.png"), "--weights", str(checkpoint_path),
-         "--config", "yolact_resnet50", "--score-threshold", "0", "--top-k", "100", "--json", str(out),
+         "--config", read_case(vector)["config"], "--score-threshold", "0", "--top-k", "100", "--json", str(out),
          "--device", "cpu", "--quiet"],
         check=True,
     )
@@ -83,7 +86,8 @@ def test_predict_cli_json_matches_expected_detections(vector: Path, checkpoint_p
 def test_expected_detections_differ_from_a_wrong_model(vector: Path, make_official_checkpoint, tmp_path: Path,
                                                        shared_dir: Path) -> None:
     # The comparison is not vacuous: another seed's weights do not pass it.
-    predictor = Predictor.from_loaded(load_checkpoint(make_official_checkpoint("yolact_resnet50", seed=1)),
+    config = read_case(vector)["config"]
+    predictor = Predictor.from_loaded(load_checkpoint(make_official_checkpoint(config, seed=1)),
                                       device="cpu", score_threshold=0.0, top_k=100)
     out = tmp_path / "wrong.json"
     out.write_text(json.dumps(predictor(vector / "image.png").to_coco(9)))

@@ -118,17 +118,19 @@ def _blocks_per_stage(keys: Any, offset: int) -> tuple[int, ...]:
 
 
 def _presets_for(signature: CheckpointSignature) -> list[str]:
-    return [name for name, make in PRESETS.items() if make().backbone.display_name == signature.backbone]
+    return [name for name, make in PRESETS.items()
+            if make().backbone.display_name == signature.backbone and make().mask_rescoring == signature.yolact_plus]
 
 
 def check_compatible(state_dict: Mapping[str, Tensor], config: YolactConfig, path: Path | str) -> None:
     """Raise a one-line :class:`CheckpointError` when the weights contradict ``config``."""
     sig = inspect_state_dict(state_dict)
-    if sig.yolact_plus:
-        raise CheckpointError(
-            f"{path}: this is a YOLACT++ checkpoint (deformable convs / mask re-scoring), "
-            f"which config {config.name} (YOLACT) cannot load"
-        )
+    if sig.yolact_plus != config.mask_rescoring:
+        hint = _presets_for(sig)
+        fix = f"use --config {' or '.join(hint)}" if hint else "pick the config it was trained with"
+        what = ("a YOLACT++ checkpoint (deformable convs, mask re-scoring)" if sig.yolact_plus
+                else "a YOLACT checkpoint (no deformable convs or mask re-scoring)")
+        raise CheckpointError(f"{path}: this is {what}, which config {config.name} cannot load; {fix}")
     expected_backbone = config.backbone.display_name
     if sig.backbone != expected_backbone:
         hint = _presets_for(sig)

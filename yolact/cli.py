@@ -51,12 +51,17 @@ the optimiser is the authors' (SGD, lr 1e-3 at batch 8 scaled with the batch, wa
 --iterations/--epochs the lr holds its peak until 85% of the run, then x0.1 at 85% and 95%.
 DIR/last.pth is the final model."""
 
+BACKENDS = ("pytorch", "onnxruntime", "openvino")
+
 EXAMPLES_EXPORT = """examples:
   yolact export --weights runs/train/last.pth --format official --output yolact_base_0_1000.pth
   yolact export --weights yolact_base_54_800000.pth --format yolact --output base.pth
   yolact export --config yolact_resnet50 --random-init --output weights/yolact_resnet50_0_0.pth
   yolact export --weights yolact_resnet50_54_800000.pth --format onnx --output resnet50.onnx
-  yolact predict images/ --backend onnxruntime --weights resnet50.onnx --output out/"""
+  yolact predict images/ --backend onnxruntime --weights resnet50.onnx --output out/
+  yolact export --weights W.pth --format onnx --int8 --calibration images/ --output resnet50_int8.onnx
+  yolact export --weights W.pth --format openvino --output resnet50.xml
+  yolact predict images/ --backend openvino --weights resnet50.xml --output out/"""
 
 
 def _add_model_args(parser: argparse.ArgumentParser, weights_required: bool = True) -> None:
@@ -98,9 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="video: frames per network call (default: 1)")
     predict.add_argument("--show", action="store_true",
                          help="video: show the annotated frames in a window (needs OpenCV with GUI and a display)")
-    predict.add_argument("--backend", choices=("pytorch", "onnxruntime"), default="pytorch",
-                         help="pytorch (default) runs a .pth checkpoint; onnxruntime runs a model.onnx written by "
-                         "`yolact export --format onnx` (CPU)")
+    predict.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
+                         help="network arithmetic: fp16 on CUDA; bf16 on CUDA or AMX/AVX512-BF16 CPUs (pytorch and "
+                         "openvino backends); default fp32")
+    predict.add_argument("--backend", choices=BACKENDS, default="pytorch",
+                         help="pytorch (default) runs a .pth checkpoint; onnxruntime runs a model.onnx and openvino a "
+                         "model.xml (or .onnx) written by `yolact export` (CPU)")
     predict.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
     predict.set_defaults(func=run_predict)
 
@@ -159,6 +167,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--precision", choices=PRECISIONS, default="auto",
                      help="auto: fp16 mixed precision on CUDA, fp32 on CPU; bf16: mixed precision on CUDA or on "
                      "CPUs with AMX/AVX512-BF16 (about 2.5x faster there); fp32: none (default: auto)")
+    run.add_argument("--max-expand", type=float, default=4.0, metavar="R",
+                     help="augmentation: largest zoom-out of expand (the authors' 4; lower it for data with many "
+                     "small objects, 1 turns expand off)")
     run.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=run_train)
@@ -201,13 +212,22 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write a checkpoint in the authors' flat format or in ours",
                             description="Convert checkpoints: 'official' writes the flat state_dict that the "
                             "authors' eval.py and train.py read; 'yolact' writes ours (weights + config + "
-                            "class names); 'onnx' writes the network for ONNX Runtime.", epilog=EXAMPLES_EXPORT,
+                            "class names); 'onnx' and 'openvino' write the network for ONNX Runtime and OpenVINO, "
+                            "in fp32 or (--int8) quantised.", epilog=EXAMPLES_EXPORT,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(export, weights_required=False)
-    export.add_argument("--format", choices=("official", "yolact", "onnx"), default="official",
+    export.add_argument("--format", choices=("official", "yolact", "onnx", "openvino"), default="official",
                         help="official: flat state_dict for the authors' tools (default); yolact: our format; "
-                        "onnx: the network for ONNX Runtime (dynamic batch; needs pip install 'yolact[export]')")
-    export.add_argument("--output", type=Path, required=True, metavar="FILE", help="where to write the .pth")
+                        "onnx: the network for ONNX Runtime (dynamic batch; needs pip install 'yolact[export]'); "
+                        "openvino: OpenVINO IR .xml + .bin (needs pip install 'yolact[openvino]')")
+    export.add_argument("--int8", action="store_true",
+                        help="onnx/openvino: INT8 static post-training quantisation, calibrated on --calibration")
+    export.add_argument("--calibration", type=Path, metavar="DIR",
+                        help="with --int8: a folder of images like those the model will run on")
+    export.add_argument("--calibration-images", type=int, default=64, metavar="N",
+                        help="with --int8: calibrate on at most N of them, spread over the folder (default: 64)")
+    export.add_argument("--output", type=Path, required=True, metavar="FILE",
+                        help="where to write the .pth (.onnx, .xml)")
     export.add_argument("--random-init", action="store_true",
                         help="instead of --weights, write a randomly initialised model of --config (for demos "
                         "and tests: its detections are meaningless)")
@@ -228,23 +248,32 @@ def run_predict(args: argparse.Namespace) -> int:
     video_output = args.output is not None and args.output.suffix.lower() in VIDEO_SUFFIXES
     video = is_video_source(args.source) or video_output or args.show
     paths = [] if video else resolve_sources(args.source)
-    if args.backend == "onnxruntime":
+    if args.backend in ("onnxruntime", "openvino"):
         if args.device not in ("auto", "cpu"):
-            raise ValueError("--backend onnxruntime runs on the CPU; leave --device out")
-        predictor = Predictor.from_onnx(args.weights, args.score_threshold, args.top_k)
+            raise ValueError(f"--backend {args.backend} runs on the CPU; leave --device out")
+        if args.backend == "onnxruntime":
+            if args.precision != "fp32":
+                raise ValueError("--backend onnxruntime runs the exported precision; leave --precision out")
+            predictor = Predictor.from_onnx(args.weights, args.score_threshold, args.top_k)
+        else:
+            if args.precision == "fp16":
+                raise ValueError("--backend openvino runs on the CPU: use --precision bf16 (or fp32)")
+            predictor = Predictor.from_openvino(args.weights, args.score_threshold, args.top_k,
+                                                precision=args.precision)
         if args.config and args.config != predictor.config.name:
             raise ValueError(f"{args.weights}: exported from {predictor.config.name}, not {args.config}; "
                              "leave --config out (the file carries its config)")
         if args.nms:
             predictor.postprocessor.config = dataclasses.replace(predictor.config.postprocess, nms=args.nms)
     else:
-        if args.weights.suffix.lower() == ".onnx":
-            raise ValueError(f"{args.weights}: an ONNX model; run it with --backend onnxruntime")
+        if args.weights.suffix.lower() in (".onnx", ".xml"):
+            raise ValueError(f"{args.weights}: an exported model; run it with --backend onnxruntime or openvino")
         checkpoint = load_checkpoint(args.weights, args.config)
         if args.nms:
             post = dataclasses.replace(checkpoint.config.postprocess, nms=args.nms)
             checkpoint.config = dataclasses.replace(checkpoint.config, postprocess=post)
-        predictor = Predictor.from_loaded(checkpoint, args.weights, args.device, args.score_threshold, args.top_k)
+        predictor = Predictor.from_loaded(checkpoint, args.weights, args.device, args.score_threshold, args.top_k,
+                                          precision=args.precision)
     if video:
         output = args.output
         if output is not None and not video_output:
@@ -327,6 +356,7 @@ def run_train(args: argparse.Namespace) -> int:
         backbone_weights=args.backbone_weights, resume=args.resume, device=args.device, workers=args.workers,
         seed=args.seed, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep, val_every=val_every,
         log_every=args.log_every, precision=args.precision, sync_bn=args.sync_bn, progress=not args.quiet,
+        max_expand=args.max_expand,
     )
     path = run_training(job)
     print(f"done: {path} (metrics in {args.output / 'metrics.jsonl'}, curves in {args.output / 'curves.png'})")
@@ -383,15 +413,22 @@ def run_export(args: argparse.Namespace) -> int:
         checkpoint = load_checkpoint(args.weights, args.config)
         config, state_dict = checkpoint.config, checkpoint.state_dict
         class_names, category_ids = checkpoint.class_names, checkpoint.category_ids
-    if args.format == "onnx":
+    if args.int8 and args.format not in ("onnx", "openvino"):
+        raise ValueError("--int8 quantises the onnx and openvino formats; add --format onnx or --format openvino")
+    if args.int8 and args.calibration is None:
+        raise ValueError("--int8 needs --calibration DIR: a folder of images like those the model will run on")
+    if args.format in ("onnx", "openvino"):
         from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
-        from yolact.export.onnx import export_onnx
+        from yolact.export.pipeline import export_model
 
         model = build_yolact(config)
         model.load_state_dict(state_dict)
-        export_onnx(model, config, args.output, class_names or COCO_CLASSES, category_ids or COCO_CATEGORY_IDS)
-        print(f"wrote {args.output} (ONNX, config {config.name}, dynamic batch; run it with "
-              f"`yolact predict SOURCE --backend onnxruntime --weights {args.output}`)")
+        path = export_model(model, config, args.output, class_names or COCO_CLASSES,
+                            category_ids or COCO_CATEGORY_IDS, args.format,
+                            args.calibration if args.int8 else None, args.calibration_images)
+        backend = "onnxruntime" if args.format == "onnx" else "openvino"
+        print(f"wrote {path} ({args.format}{', INT8' if args.int8 else ''}, config {config.name}, dynamic batch; "
+              f"run it with `yolact predict SOURCE --backend {backend} --weights {path}`)")
     elif args.format == "official":
         save_official(args.output, state_dict)
         print(f"wrote {len(state_dict)} tensors in the authors' format to {args.output} (config {config.name})")

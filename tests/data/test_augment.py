@@ -252,3 +252,23 @@ def test_transforms_pickle() -> None:
 
     transform = A.TrainTransform(64, BackboneConfig())
     assert pickle.loads(pickle.dumps(transform)) == transform
+
+
+def test_max_expand_bounds_the_zoom_out() -> None:
+    rng = np.random.default_rng(0)
+    assert all(A._sample_expand(H, W, rng, max_ratio=1.0) is None for _ in range(50))  # 1: expand off
+    ratios = [p[0] / H for p in (A._sample_expand(H, W, rng, max_ratio=2.0) for _ in range(200)) if p is not None]
+    assert len(ratios) > 50 and max(ratios) <= 2.0 and max(ratios) > 1.8
+    ratios = [p[0] / H for p in (A._sample_expand(H, W, rng) for _ in range(200)) if p is not None]
+    assert max(ratios) > 3.5  # the authors' default: up to 4x
+
+
+def test_train_transform_without_expand_never_shrinks_the_scene() -> None:
+    # With expand off, crop only zooms in: the one instance spanning the image keeps at least its share of it.
+    transform = A.TrainTransform(64, BackboneConfig(), max_expand=1.0)
+    image = np.full((H, W, 3), 50, np.uint8)
+    masks = np.ones((1, H, W), np.uint8)
+    boxes = np.array([[0, 0, W, H]], np.float64)
+    for seed in range(20):
+        _, target = transform(image, masks, boxes, np.array([0]), np.random.default_rng(seed))
+        assert target.masks.float().mean().item() == 1.0

@@ -16,7 +16,14 @@ from pycocotools.cocoeval import COCOeval
 from yolact.cli import main
 from yolact.data.coco import load_coco
 from yolact.data.coco_classes import COCO_CLASSES
-from yolact.engine.evaluator import METRIC_NAMES, Evaluator, evaluate_records, match_categories
+from yolact.engine.evaluator import (
+    METRIC_NAMES,
+    Evaluator,
+    evaluate_agreement,
+    evaluate_records,
+    match_categories,
+)
+from yolact.engine.results import Prediction
 from yolact.errors import YolactError
 
 ANN = COCO128 / "annotations" / "instances_all.json"
@@ -157,3 +164,29 @@ def test_eval_cli_end_to_end(make_official_checkpoint, tmp_path: Path, capsys) -
     assert {r["image_id"] for r in records} <= ids - {999999}
     with contextlib.redirect_stdout(io.StringIO()):
         COCO(str(ann)).loadRes(str(dets))  # pycocotools reads it
+
+
+def _prediction(boxes: list[list[int]], class_ids: list[int], scores: list[float], size: int = 64) -> Prediction:
+    masks = np.zeros((len(boxes), size, size), bool)
+    for mask, (x1, y1, x2, y2) in zip(masks, boxes, strict=True):
+        mask[y1:y2, x1:x2] = True
+    return Prediction(np.array(boxes, np.int64).reshape(-1, 4), np.array(scores, np.float32),
+                      np.array(class_ids, np.int64), [COCO_CLASSES[i] for i in class_ids],
+                      np.array(class_ids, np.int64) + 1, masks, (size, size))
+
+
+def test_agreement_is_one_for_identical_and_lower_for_moved_detections() -> None:
+    reference = [_prediction([[4, 4, 30, 30], [30, 30, 60, 60]], [0, 2], [0.9, 0.8]),
+                 _prediction([[10, 10, 40, 50], [0, 0, 8, 8]], [1, 1], [0.7, 0.1])]  # 0.1: below min_score
+    same = evaluate_agreement(reference, reference, COCO_CLASSES)
+    assert same.bbox["AP"] == pytest.approx(1.0) and same.segm["AP"] == pytest.approx(1.0)
+    assert sorted(same.per_class) == ["bicycle", "car", "person"]
+    moved = [_prediction([[4, 4, 30, 30], [36, 36, 64, 64]], [0, 2], [0.9, 0.8]),  # the car shifted
+             _prediction([[10, 10, 40, 50]], [3], [0.7])]  # the bicycle called a motorcycle
+    result = evaluate_agreement(reference, moved, COCO_CLASSES)
+    assert result.per_class["person"]["segm"] == pytest.approx(1.0)
+    assert result.per_class["bicycle"]["segm"] == pytest.approx(0.0)
+    assert 0.0 < result.per_class["car"]["bbox"] < 1.0
+    assert result.segm["AP"] < 0.7
+    with pytest.raises(YolactError, match="no detections scoring"):
+        evaluate_agreement(reference, reference, COCO_CLASSES, min_score=0.95)

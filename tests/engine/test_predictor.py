@@ -8,11 +8,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 from conftest import COCO128
 from pycocotools import mask as mask_utils
 
 import yolact
 from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolact.engine.evaluator import evaluate_agreement
 from yolact.engine.results import Prediction
 
 SCORE_THRESHOLD = 0.15
@@ -138,6 +140,32 @@ def test_optimised_path_gives_the_plain_paths_detections(checkpoint: Path, predi
     assert plain.network is plain.model
     assert len(result_a) > 0
     assert_same(plain(IMAGE_A), result_a)
+
+
+def test_bf16_inference_stays_close_to_fp32(checkpoint: Path, predictor: yolact.Predictor,
+                                           result_a: Prediction) -> None:
+    """bf16 autocast (the CPU's AMX path; CUDA's too): outputs handed on in fp32, close to fp32's, and the same
+    boxes for the most part. (These random weights make nearly empty masks, so mask AP would measure noise.)"""
+    half = yolact.load(checkpoint, device="cpu", score_threshold=SCORE_THRESHOLD, top_k=TOP_K, precision="bf16")
+    image = cv2.imread(str(IMAGE_A))
+    with torch.inference_mode():
+        output, reference = half.run_network(half.prepare([image])), predictor.run_network(predictor.prepare([image]))
+    for name in ("loc", "class_logits", "mask_coeffs", "prototypes"):
+        got, want = getattr(output, name), getattr(reference, name)
+        assert got.dtype == torch.float32, name
+        assert not torch.equal(got, want), name  # really ran in bf16
+        assert torch.nn.functional.cosine_similarity(got.flatten(), want.flatten(), dim=0) > 0.999, name
+    result = half(IMAGE_A)
+    assert len(result) > 0
+    agreement = evaluate_agreement([result_a], [result], COCO_CLASSES, min_score=SCORE_THRESHOLD)
+    assert agreement.bbox["AP50"] > 0.7
+
+
+def test_bad_precisions_are_clear_errors(checkpoint: Path) -> None:
+    with pytest.raises(ValueError, match="fp16 inference needs a CUDA device"):
+        yolact.load(checkpoint, device="cpu", precision="fp16")
+    with pytest.raises(ValueError, match="choose one of fp32, fp16, bf16"):
+        yolact.load(checkpoint, device="cpu", precision="int4")
 
 
 def test_top_k(checkpoint: Path, result_a: Prediction) -> None:

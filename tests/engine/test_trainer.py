@@ -285,3 +285,47 @@ def test_train_on_yolo_labels_and_convert(tmp_path: Path, capsys) -> None:
     converted = json.loads((tmp_path / "coco.json").read_text())
     assert len(converted["images"]) == 4 and len(converted["categories"]) == 80
     capsys.readouterr()
+
+
+def test_resume_through_the_cli_keeps_the_augmentation(synthetic: Path, tmp_path: Path, capsys) -> None:
+    common = ["train", "--train-ann", str(synthetic / "annotations.json"), "--train-images", str(synthetic / "images"),
+              "--batch-size", "2", "--device", "cpu", "--workers", "0", "--quiet", "--output", str(tmp_path)]
+    assert main([*common, "--iterations", "2", "--checkpoint-every", "1", "--max-expand", "2"]) == 0
+    first = yolact.load_checkpoint(tmp_path / "iter_0000001.pth")
+    assert first.extra["train"]["max_expand"] == 2.0
+    # Resumed without --max-expand: the run goes on with the augmentation it started with.
+    assert main([*common, "--iterations", "2", "--resume", str(tmp_path / "iter_0000001.pth")]) == 0
+    assert yolact.load_checkpoint(tmp_path / "last.pth").extra["train"]["max_expand"] == 2.0
+    assert main([*common, "--iterations", "1", "--max-expand", "0.5"]) != 0
+    assert "--max-expand 0.5: give a zoom-out ratio >= 1" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_few_iterations_of_yolact_plus_lower_the_loss_mask_iou_included(tmp_path: Path) -> None:
+    # The yolact_plus_resnet50 preset (deformable convs, 9 anchors, mask re-scoring) at a reduced input size.
+    base = yolact.get_config("yolact_plus_resnet50")
+    size = 256  # the smallest the mask-IoU net takes (its five unpadded stride-2 convs)
+    anchors = dataclasses.replace(base.anchors, scales=tuple(tuple(s * size / 550 for s in level)
+                                                             for level in base.anchors.scales))
+    config = dataclasses.replace(base, max_size=size, anchors=anchors,
+                                 loss=dataclasses.replace(base.loss, maskiou_min_area=4))
+    coco = load_coco(COCO128 / "annotations" / "instances_train.json", COCO128 / "images")
+    train = InstanceDataset(coco, TrainTransform(size, config.backbone), skip_empty=True)
+    fixed = InstanceDataset(coco, EvalTransform(size, config.backbone), skip_empty=True)
+    images, targets = collate([fixed.load(i, np.random.default_rng(0)) for i in range(4)])
+    trainer = make_trainer(train, config, tmp_path, iterations=15, lr=5e-4)
+    criterion = YolactCriterion(config.loss, config.box_variances, maskiou_net=trainer.model.maskiou_net)
+
+    def losses() -> dict[str, float]:
+        with torch.no_grad():
+            return {k: v.item() for k, v in criterion(trainer.model(images), targets).items()}
+
+    trainer.model.train()
+    before = losses()
+    trainer.train()
+    trainer.model.train()
+    after = losses()
+    assert before["maskiou"] > 0 and after["maskiou"] < before["maskiou"]
+    assert sum(after.values()) < 0.8 * sum(before.values())
+    log = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert "maskiou" in log[0] and all(np.isfinite(r["maskiou"]) for r in log)

@@ -2,13 +2,12 @@
 the same raw outputs as PyTorch and the same detections, on a checkpoint built in the authors' format."""
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import COCO128
+from conftest import EXPORT_IMAGES as IMAGES
 
 import yolact
 from yolact.cli import main
@@ -18,31 +17,17 @@ from yolact.export.onnx import OnnxNetwork, read_onnx_metadata
 
 pytest.importorskip("onnxruntime", reason="pip install 'yolact[export]'")
 
-IMAGES = [COCO128 / "images" / "000000000009.jpg", COCO128 / "images" / "000000000025.jpg"]
 
-
-@pytest.fixture(scope="module")
-def checkpoint(make_official_checkpoint: Callable[..., Path]) -> Path:
-    return make_official_checkpoint("yolact_resnet50")
-
-
-@pytest.fixture(scope="module")
-def exported(checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("onnx") / "resnet50.onnx"
-    assert main(["export", "--weights", str(checkpoint), "--format", "onnx", "--output", str(path)]) == 0
-    return path
-
-
-def test_metadata_carries_config_and_classes(exported: Path) -> None:
-    config, class_names, category_ids = read_onnx_metadata(exported)
+def test_metadata_carries_config_and_classes(resnet50_onnx: Path) -> None:
+    config, class_names, category_ids = read_onnx_metadata(resnet50_onnx)
     assert config == yolact.get_config("yolact_resnet50")
     assert class_names[0] == "person" and len(class_names) == 80 and category_ids[-1] == 90
 
 
-def test_raw_outputs_match_pytorch_with_a_dynamic_batch(checkpoint: Path, exported: Path) -> None:
-    plain = yolact.load(checkpoint, device="cpu", optimize=False)
+def test_raw_outputs_match_pytorch_with_a_dynamic_batch(resnet50_checkpoint: Path, resnet50_onnx: Path) -> None:
+    plain = yolact.load(resnet50_checkpoint, device="cpu", optimize=False)
     batch = plain.prepare([read_image(p) for p in IMAGES])
-    network = OnnxNetwork(exported)
+    network = OnnxNetwork(resnet50_onnx)
     with torch.inference_mode():
         want = plain.model(batch)
     for size in (1, 2):  # exported at batch 1, run at 1 and 2
@@ -54,10 +39,10 @@ def test_raw_outputs_match_pytorch_with_a_dynamic_batch(checkpoint: Path, export
             assert (actual - expected).abs().max().item() <= 1e-4, name
 
 
-def test_predict_with_onnxruntime_gives_pytorchs_detections(checkpoint: Path, exported: Path,
+def test_predict_with_onnxruntime_gives_pytorchs_detections(resnet50_checkpoint: Path, resnet50_onnx: Path,
                                                           tmp_path: Path) -> None:
     results = {}
-    for backend, weights in (("pytorch", checkpoint), ("onnxruntime", exported)):
+    for backend, weights in (("pytorch", resnet50_checkpoint), ("onnxruntime", resnet50_onnx)):
         out = tmp_path / f"{backend}.json"
         assert main(["predict", str(IMAGES[0]), "--weights", str(weights), "--backend", backend, "--json", str(out),
                      "--top-k", "20", "--quiet"]) == 0
@@ -70,7 +55,7 @@ def test_predict_with_onnxruntime_gives_pytorchs_detections(checkpoint: Path, ex
         assert np.abs(np.subtract(a["bbox"], b["bbox"])).max() <= 1
 
 
-def test_bad_onnx_files_are_one_line_errors(tmp_path: Path, exported: Path, capsys) -> None:
+def test_bad_onnx_files_are_one_line_errors(tmp_path: Path, resnet50_onnx: Path, capsys) -> None:
     missing = tmp_path / "missing.onnx"
     with pytest.raises(YolactError, match="no such ONNX file"):
         OnnxNetwork(missing)
@@ -79,8 +64,35 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path: Path, exported: Path, caps
     assert main(["predict", str(IMAGES[0]), "--backend", "onnxruntime", "--weights", str(corrupt)]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "corrupt.onnx" in err[0] and "ONNX Runtime cannot load it" in err[0]
-    assert main(["predict", str(IMAGES[0]), "--backend", "onnxruntime", "--weights", str(exported),
+    assert main(["predict", str(IMAGES[0]), "--backend", "onnxruntime", "--weights", str(resnet50_onnx),
                  "--config", "yolact_base"]) != 0
     assert "exported from yolact_resnet50, not yolact_base" in capsys.readouterr().err
-    assert main(["predict", str(IMAGES[0]), "--weights", str(exported)]) != 0
-    assert "an ONNX model; run it with --backend onnxruntime" in capsys.readouterr().err
+    assert main(["predict", str(IMAGES[0]), "--weights", str(resnet50_onnx)]) != 0
+    assert "an exported model; run it with --backend onnxruntime or openvino" in capsys.readouterr().err
+
+
+def test_yolact_plus_exports_with_deform_conv_and_rescores_like_pytorch(make_official_checkpoint,
+                                                                       tmp_path: Path) -> None:
+    """YOLACT++: deformable convs as ONNX DeformConv (opset 19), the re-scoring net carried in the metadata."""
+    import onnx
+
+    checkpoint = make_official_checkpoint("yolact_plus_resnet50")
+    path = tmp_path / "plus.onnx"
+    assert main(["export", "--weights", str(checkpoint), "--format", "onnx", "--output", str(path)]) == 0
+    proto = onnx.load(str(path))
+    assert sum(node.op_type == "DeformConv" for node in proto.graph.node) == 13  # every block of C3-C5
+    plain = yolact.load(checkpoint, device="cpu", optimize=False, score_threshold=0.0)
+    image = read_image(IMAGES[0])
+    batch = plain.prepare([image])
+    with torch.inference_mode():
+        want = plain.model(batch)
+    got = OnnxNetwork(path)(batch)
+    for name in ("loc", "class_logits", "mask_coeffs", "prototypes"):
+        assert (getattr(got, name) - getattr(want, name)).abs().max().item() <= 1e-4, name
+    exported = yolact.Predictor.from_onnx(path, score_threshold=0.0)
+    assert exported.mask_iou is not None
+    a, b = plain.predict_arrays([image])[0], exported.predict_arrays([image])[0]
+    np.testing.assert_array_equal(a.class_ids, b.class_ids)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+    np.testing.assert_allclose(a.box_scores, b.box_scores, atol=1e-4)
+    assert not np.allclose(a.scores, a.box_scores)  # re-scored

@@ -171,11 +171,17 @@ def _place(sample: Sample, top: int, left: int, out_h: int, out_w: int, keep: np
     return Sample(new_image, new_masks, new_boxes, labels)
 
 
-def _sample_expand(height: int, width: int, rng: np.random.Generator) -> tuple[int, int, int, int] | None:
-    """Expand's parameters (canvas h, canvas w, top, left), or None when it does not fire (p 0.5)."""
-    if _coin(rng):  # the authors return early on randint(2) == 1
+# The authors' Expand zooms out by up to 4x.
+MAX_EXPAND = 4.0
+
+
+def _sample_expand(height: int, width: int, rng: np.random.Generator, max_ratio: float = MAX_EXPAND,
+                   ) -> tuple[int, int, int, int] | None:
+    """Expand's parameters (canvas h, canvas w, top, left), or None when it does not fire (p 0.5) or
+    ``max_ratio`` is 1 (expand off)."""
+    if _coin(rng) or max_ratio <= 1.0:  # the authors return early on randint(2) == 1
         return None
-    ratio = rng.uniform(1.0, 4.0)
+    ratio = rng.uniform(1.0, max_ratio)
     left = rng.uniform(0.0, width * ratio - width)
     top = rng.uniform(0.0, height * ratio - height)
     return int(height * ratio), int(width * ratio), int(top), int(left)
@@ -307,8 +313,12 @@ def discard_small_boxes(sample: Sample, size: int, min_px_at_550: float = DISCAR
     return Sample(sample.image, sample.masks[keep], sample.boxes[keep], sample.labels[keep])
 
 
-def augment(sample: Sample, size: int, rng: np.random.Generator, strict_iou: bool = False) -> Sample:
+def augment(sample: Sample, size: int, rng: np.random.Generator, strict_iou: bool = False,
+            max_expand: float = MAX_EXPAND) -> Sample:
     """SSDAugmentation: photometric distortion, expand, random sample crop, mirror, resize, discard.
+
+    ``max_expand`` bounds expand's zoom-out (the authors': 4; 1 turns it off). A milder zoom-out keeps small
+    objects trainable where the data has many of them and no scale variety to learn from.
 
     Expand and crop are fused into one :func:`_place` (the same draws as ``random_sample_crop(expand(s))``, the
     same result, but only the final canvas and the kept masks are ever allocated).
@@ -317,7 +327,7 @@ def augment(sample: Sample, size: int, rng: np.random.Generator, strict_iou: boo
     height, width = sample.image.shape[:2]
     top, left, out_h, out_w = 0, 0, height, width
     boxes = sample.boxes
-    expand_params = _sample_expand(height, width, rng)
+    expand_params = _sample_expand(height, width, rng, max_expand)
     if expand_params is not None:
         out_h, out_w, top, left = expand_params
         boxes = boxes + np.array([left, top, left, top], dtype=np.float64)
@@ -352,13 +362,13 @@ def to_target(sample: Sample, size: int) -> InstanceTarget:
 
 def train_transform(image_bgr: np.ndarray, masks: np.ndarray, boxes: np.ndarray, labels: np.ndarray, size: int,
                     backbone: BackboneConfig, rng: np.random.Generator, strict_iou: bool = False,
-                    ) -> tuple[Tensor, InstanceTarget]:
+                    max_expand: float = MAX_EXPAND) -> tuple[Tensor, InstanceTarget]:
     """Augment one image (``augment``), then normalise it exactly as inference does.
 
     Returns the network input [3, S, S] (RGB, normalised by ``normalize_image``; the image is already S x S,
     so its resize is the identity) and the :class:`InstanceTarget`.
     """
-    sample = augment(convert_from_ints(image_bgr, masks, boxes, labels), size, rng, strict_iou)
+    sample = augment(convert_from_ints(image_bgr, masks, boxes, labels), size, rng, strict_iou, max_expand)
     image = torch.from_numpy(sample.image).permute(2, 0, 1)[None]
     return normalize_image(image, size, backbone)[0], to_target(sample, size)
 
@@ -388,10 +398,12 @@ class TrainTransform:
     size: int
     backbone: BackboneConfig
     strict_iou: bool = False
+    max_expand: float = MAX_EXPAND
 
     def __call__(self, image_bgr: np.ndarray, masks: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
                  rng: np.random.Generator) -> tuple[Tensor, InstanceTarget]:
-        return train_transform(image_bgr, masks, boxes, labels, self.size, self.backbone, rng, self.strict_iou)
+        return train_transform(image_bgr, masks, boxes, labels, self.size, self.backbone, rng, self.strict_iou,
+                               self.max_expand)
 
 
 @dataclass(frozen=True)

@@ -169,6 +169,16 @@ def count_flops(model: torch.nn.Module, input_size: int, device: torch.device | 
     return counter.get_total_flops()
 
 
+def calibrate_class_layer(model: torch.nn.Module, batch: torch.Tensor, target_std: float = 3.0) -> None:
+    """Rescale a randomly initialised model's class layer so that its class logits on ``batch`` have standard
+    deviation ``target_std``: scores then clear the thresholds and NMS, mask assembly and paste get a full
+    workload, as with trained weights. One scale hits the target exactly (the logits are linear in the layer)."""
+    with torch.inference_mode():
+        std = model(batch).class_logits.std().item()
+        model.head.conf_layer.weight.mul_(target_std / std)
+        model.head.conf_layer.bias.mul_(target_std / std)
+
+
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -218,6 +228,8 @@ def _time_stages(predictor: Predictor, image: np.ndarray) -> tuple[list[float], 
         detections = detections.select(detections.scores > predictor.score_threshold)
     detections = detections.select(detections.scores.argsort(descending=True)[: predictor.top_k])
     soft_masks = detections.soft_masks()
+    if predictor.mask_iou is not None:  # YOLACT++'s re-scoring belongs to mask assembly's stage
+        predictor.mask_iou(soft_masks[:, None])
     marks.append(_clock(device))
     paste_masks(soft_masks, height, width)
     scale_boxes_to_image(detections.boxes_xyxy, width, height)

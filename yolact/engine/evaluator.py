@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pycocotools import mask as mask_utils
 from pycocotools.cocoeval import COCOeval
 from tqdm import tqdm
 
@@ -90,7 +91,10 @@ def _run_cocoeval(dataset: CocoDataset, records: list[dict], iou_type: str, imag
     # One record carries both bbox and segmentation; loadRes takes the area from whichever it reads, so give
     # each evaluation only its own field (mask AP must use mask areas for small/medium/large).
     drop = "segmentation" if iou_type == "bbox" else "bbox"
-    results = [{k: v for k, v in r.items() if k != drop} for r in records]
+    results = [{k: v for k, v in r.items() if k not in (drop, "box_score")} for r in records]
+    if iou_type == "bbox":  # YOLACT++ records carry the class score apart: box AP ranks by it, as the authors'
+        for result, record in zip(results, records, strict=True):
+            result["score"] = record.get("box_score", record["score"])
     with contextlib.redirect_stdout(io.StringIO()):
         if results:
             detections = dataset.coco.loadRes(copy.deepcopy(results))
@@ -193,3 +197,36 @@ def evaluate_predictor(predictor: Predictor, dataset: CocoDataset, json_path: Pa
     if json_path is not None:
         atomic_write(json_path, lambda f: f.write(json.dumps(evaluator.records).encode()))
     return result
+
+
+def evaluate_agreement(reference: Sequence[Prediction], candidate: Sequence[Prediction], class_names: Sequence[str],
+                       min_score: float = 0.3) -> EvalResult:
+    """Box and mask AP of ``candidate``'s predictions with ``reference``'s as the ground truth, image by image.
+
+    This measures how far an approximation (an INT8 model, bf16 arithmetic) moves the detections of the model it
+    approximates, without labelled data: reference detections scoring at least ``min_score`` are the ground
+    truth; identical predictions score AP 1 (100 in the table).
+    """
+    if len(reference) != len(candidate):
+        raise ValueError(f"{len(reference)} reference predictions but {len(candidate)} candidate ones")
+    images, annotations, records = [], [], []
+    for image_id, (ref, cand) in enumerate(zip(reference, candidate, strict=True), start=1):
+        height, width = ref.image_size
+        images.append({"id": image_id, "width": width, "height": height, "file_name": ref.source or str(image_id)})
+        for record in ref.to_coco(image_id):
+            if record["score"] < min_score:
+                continue
+            area = float(mask_utils.area(record["segmentation"]))
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id,
+                                "category_id": record["class_index"] + 1, "bbox": record["bbox"], "area": area,
+                                "segmentation": record["segmentation"], "iscrowd": 0})
+        for record in cand.to_coco(image_id):
+            record["category_id"] = record["class_index"] + 1
+            records.append(record)
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]
+    dataset = CocoDataset(Path("reference detections"), Path("."),
+                          coco_from_dict({"images": images, "annotations": annotations, "categories": categories}))
+    present = sorted({a["category_id"] for a in annotations})
+    if not present:
+        raise YolactError(f"the reference has no detections scoring {min_score} or more to compare against")
+    return evaluate_records(dataset, records, category_ids=present)

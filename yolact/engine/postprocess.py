@@ -7,6 +7,7 @@ top-k, assembles and crops the masks, and scales everything to the original imag
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from torch import Tensor
@@ -50,8 +51,9 @@ class ImageDetections:
 
     boxes_xyxy: Tensor  # [N, 4] int64 pixel corners, clamped to the image
     class_ids: Tensor  # [N]
-    scores: Tensor  # [N]
+    scores: Tensor  # [N] the detection's score: the class score, re-scored by its mask for YOLACT++
     masks: Tensor  # [N, H, W] bool
+    box_scores: Tensor  # [N] the class score (what box AP ranks by; equal to scores without re-scoring)
 
 
 class Postprocessor:
@@ -95,17 +97,35 @@ class Postprocessor:
 
 
 def finalize_detections(
-    detections: Detections, width: int, height: int, score_threshold: float = 0.0, top_k: int | None = None
+    detections: Detections,
+    width: int,
+    height: int,
+    score_threshold: float = 0.0,
+    top_k: int | None = None,
+    mask_iou: Callable[[Tensor], Tensor] | None = None,
 ) -> ImageDetections:
     """Threshold (strictly above ``score_threshold`` when it is > 0), keep the ``top_k`` best, and produce integer
-    pixel boxes and boolean masks at ``height`` x ``width``."""
+    pixel boxes and boolean masks at ``height`` x ``width``.
+
+    YOLACT++ passes its mask-IoU network as ``mask_iou`` (cropped soft masks [N, 1, h, w] -> IoU per class
+    [N, C]): after the threshold, which applies to the class scores, each score is multiplied by its class's
+    predicted IoU and the detections are ranked by that, as the authors' postprocess and prep_display do.
+    """
     if score_threshold > 0:
         detections = detections.select(detections.scores > score_threshold)
-    order = detections.scores.argsort(descending=True)
+    box_scores = scores = detections.scores
+    soft_masks = None
+    if mask_iou is not None and len(scores):
+        # Every candidate's mask is needed to rank them; without re-scoring, only the kept ones are assembled.
+        soft_masks = detections.soft_masks()
+        predicted = mask_iou(soft_masks[:, None])
+        scores = scores * predicted.gather(1, detections.class_ids[:, None]).squeeze(1)
+    order = scores.argsort(descending=True)
     if top_k is not None:
         order = order[:top_k]
     detections = detections.select(order)
-    masks = paste_masks(detections.soft_masks(), height, width)
+    scores, box_scores = scores[order], box_scores[order]
+    masks = paste_masks(detections.soft_masks() if soft_masks is None else soft_masks[order], height, width)
     boxes = scale_boxes_to_image(detections.boxes_xyxy, width, height)
-    return ImageDetections(boxes, detections.class_ids, detections.scores, masks)
+    return ImageDetections(boxes, detections.class_ids, scores, masks, box_scores)
 

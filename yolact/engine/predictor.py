@@ -19,6 +19,8 @@ from yolact.modeling import Yolact, YolactOutput, build_yolact
 from yolact.modeling.inference import optimize_for_inference
 
 ImageInput = np.ndarray | str | Path
+# Arithmetic the PyTorch network can run in at inference (fp16 on CUDA only).
+INFERENCE_PRECISIONS = ("fp32", "fp16", "bf16")
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -46,8 +48,19 @@ class Predictor:
         top_k: int = 100,
         optimize: bool = True,
         network: Callable[[torch.Tensor], YolactOutput] | None = None,
+        precision: str = "fp32",
+        mask_iou: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         self.device = resolve_device(device)
+        if precision not in INFERENCE_PRECISIONS:
+            raise ValueError(f"precision {precision!r}: choose one of {', '.join(INFERENCE_PRECISIONS)}")
+        if precision == "fp16" and self.device.type != "cuda":
+            raise ValueError("fp16 inference needs a CUDA device; on CPU use bf16 (fast on AMX/AVX512-BF16 CPUs)")
+        if precision != "fp32" and network is not None:
+            raise ValueError("precision applies to PyTorch models; an exported network runs as it was exported")
+        # fp16/bf16: the network runs under autocast (convolutions in half precision, weights kept fp32); its
+        # outputs are cast back to fp32, so post-processing is the same code at the same precision.
+        self.precision = precision
         # What runs: ``network`` when given (an exported model, e.g. OnnxNetwork, with no PyTorch model); else
         # with ``optimize`` a copy of ``model`` with BatchNorm folded and channels-last memory (same detections up
         # to float rounding), or with ``optimize=False`` the plain network, as the authors' code runs it.
@@ -65,6 +78,13 @@ class Predictor:
         self.score_threshold = score_threshold
         self.top_k = top_k
         self.postprocessor = Postprocessor(config.postprocess, config.max_size, config.box_variances)
+        # YOLACT++ re-scores detections with its mask-IoU network, run in PyTorch after the network: the model's,
+        # or ``mask_iou`` beside an exported network.
+        self.mask_iou = None
+        if config.mask_rescoring:
+            self.mask_iou = mask_iou or (self.model.maskiou_net if self.model is not None else None)
+            if self.mask_iou is None:
+                raise ValueError(f"{config.name} re-scores masks with its mask-IoU network; give it (mask_iou)")
 
     @classmethod
     def from_checkpoint(
@@ -75,21 +95,33 @@ class Predictor:
         score_threshold: float = 0.15,
         top_k: int = 100,
         optimize: bool = True,
+        precision: str = "fp32",
     ) -> Predictor:
         """Load an official or our own checkpoint (the config from ``config``, the checkpoint or its file name)."""
         checkpoint = load_checkpoint(weights, config)
-        return cls.from_loaded(checkpoint, weights, device, score_threshold, top_k, optimize)
+        return cls.from_loaded(checkpoint, weights, device, score_threshold, top_k, optimize, precision)
 
     @classmethod
     def from_onnx(cls, path: str | Path, score_threshold: float = 0.15, top_k: int = 100,
                   threads: int | None = None) -> Predictor:
         """A model exported by ``yolact export --format onnx``, run by ONNX Runtime on CPU (the config and classes
         come from the file)."""
-        from yolact.export.onnx import OnnxNetwork, read_onnx_metadata
+        from yolact.export.onnx import OnnxNetwork, read_onnx_info
 
-        config, class_names, category_ids = read_onnx_metadata(path)
-        return cls(None, config, class_names, category_ids, "cpu", score_threshold, top_k,
-                   network=OnnxNetwork(path, threads))
+        info = read_onnx_info(path)
+        return cls(None, info.config, info.class_names, info.category_ids, "cpu", score_threshold, top_k,
+                   network=OnnxNetwork(path, threads), mask_iou=info.mask_iou)
+
+    @classmethod
+    def from_openvino(cls, path: str | Path, score_threshold: float = 0.15, top_k: int = 100,
+                      threads: int | None = None, precision: str = "fp32") -> Predictor:
+        """A model exported by ``yolact export --format openvino`` (IR .xml) or ``--format onnx``, run by OpenVINO
+        on CPU (the config and classes come from the file). ``precision="bf16"`` lets AMX CPUs use bfloat16."""
+        from yolact.export.openvino import OpenVinoNetwork, read_openvino_info
+
+        info = read_openvino_info(path)
+        return cls(None, info.config, info.class_names, info.category_ids, "cpu", score_threshold, top_k,
+                   network=OpenVinoNetwork(path, threads, precision), mask_iou=info.mask_iou)
 
     @classmethod
     def from_loaded(
@@ -100,11 +132,12 @@ class Predictor:
         score_threshold: float = 0.15,
         top_k: int = 100,
         optimize: bool = True,
+        precision: str = "fp32",
     ) -> Predictor:
         model = build_yolact(checkpoint.config)
         load_model_weights(model, checkpoint, path)
         return cls(model, checkpoint.config, checkpoint.class_names, checkpoint.category_ids, device,
-                   score_threshold, top_k, optimize)
+                   score_threshold, top_k, optimize, precision=precision)
 
     def __call__(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 1
                  ) -> Prediction | list[Prediction]:
@@ -127,12 +160,12 @@ class Predictor:
                        ) -> list[Prediction]:
         """BGR uint8 images [H, W, 3] -> predictions, in one network call."""
         batch = self.prepare(images_bgr)
-        detections = self.postprocessor(self.network(batch))
+        detections = self.postprocessor(self.run_network(batch))
         sources = sources or [None] * len(images_bgr)
         predictions = []
         for image, dets, source in zip(images_bgr, detections, sources, strict=True):
             height, width = image.shape[:2]
-            final = finalize_detections(dets, width, height, self.score_threshold, self.top_k)
+            final = finalize_detections(dets, width, height, self.score_threshold, self.top_k, self.mask_iou)
             class_ids = final.class_ids.cpu().numpy()
             predictions.append(
                 Prediction(
@@ -144,9 +177,19 @@ class Predictor:
                     masks=final.masks.cpu().numpy(),
                     image_size=(height, width),
                     source=source,
+                    box_scores=final.box_scores.float().cpu().numpy() if self.mask_iou is not None else None,
                 )
             )
         return predictions
+
+    def run_network(self, batch: torch.Tensor) -> YolactOutput:
+        """The network on a prepared batch, at the predictor's precision; outputs in fp32."""
+        if self.precision == "fp32":
+            return self.network(batch)
+        dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
+        with torch.autocast(self.device.type, dtype=dtype):
+            output = self.network(batch)
+        return YolactOutput(*(t.float() if t is not None else None for t in output))
 
     def prepare(self, images_bgr: Sequence[np.ndarray]) -> torch.Tensor:
         """BGR uint8 images -> the network's input batch [B, 3, S, S] on the device (channels-last when optimised)."""
@@ -170,7 +213,9 @@ def load(
     score_threshold: float = 0.15,
     top_k: int = 100,
     optimize: bool = True,
+    precision: str = "fp32",
 ) -> Predictor:
     """Load a model from an official or our own checkpoint, ready to run: ``yolact.load("w.pth")(image)``.
-    ``optimize=False`` runs the plain network (no BatchNorm folding, no channels-last)."""
-    return Predictor.from_checkpoint(weights, config, device, score_threshold, top_k, optimize)
+    ``optimize=False`` runs the plain network (no BatchNorm folding, no channels-last); ``precision`` "fp16"
+    (CUDA) or "bf16" runs it in half precision."""
+    return Predictor.from_checkpoint(weights, config, device, score_threshold, top_k, optimize, precision)

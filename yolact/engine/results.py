@@ -24,6 +24,9 @@ class Prediction:
     masks: np.ndarray  # [N, H, W] bool
     image_size: tuple[int, int]  # (height, width)
     source: str | None = None  # the file it came from, when it came from one
+    # YOLACT++: the class scores, where ``scores`` are re-scored by the masks' predicted IoU (box AP ranks by
+    # these, mask AP by ``scores``, as the authors evaluate). None where the two are the same.
+    box_scores: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -52,6 +55,8 @@ class Prediction:
                     "segmentation": rles[i],
                 }
             )
+            if self.box_scores is not None:
+                records[-1]["box_score"] = float(self.box_scores[i])
         return records
 
 

@@ -20,7 +20,7 @@ from yolact.checkpoint import (
     read_state_dict,
 )
 from yolact.config import SolverConfig, YolactConfig, get_config
-from yolact.data.augment import TrainTransform
+from yolact.data.augment import MAX_EXPAND, TrainTransform
 from yolact.data.coco import AnnotationError, CocoDataset, coco_from_dict, load_coco, validate_coco
 from yolact.data.datasets import InstanceDataset
 from yolact.data.yolo import yolo_to_coco
@@ -73,6 +73,7 @@ class TrainJob:
     precision: str = "auto"  # auto | fp32 | fp16 | bf16 (yolact.engine.trainer.resolve_precision)
     sync_bn: bool = False
     progress: bool = True
+    max_expand: float = MAX_EXPAND  # expand's largest zoom-out (the authors' 4; 1 turns it off)
 
 
 def read_dataset_yaml(path: Path) -> tuple[DataSplit, DataSplit | None, list[str] | None]:
@@ -156,8 +157,12 @@ def run_training(job: TrainJob, report: Callable[[str], None] = print) -> Path:
         base = resumed.config
         # The run continues as it was set up: same data order, batch and schedule.
         saved = resumed.extra.get("train", {})
-        job = dataclasses.replace(job, seed=int(saved["seed"]), batch_size=int(saved["batch_size"]))
-    dataset = InstanceDataset(train_coco, TrainTransform(base.max_size, base.backbone), seed=job.seed)
+        job = dataclasses.replace(job, seed=int(saved["seed"]), batch_size=int(saved["batch_size"]),
+                                  max_expand=float(saved.get("max_expand", MAX_EXPAND)))
+    if job.max_expand < 1.0:
+        raise YolactError(f"--max-expand {job.max_expand:g}: give a zoom-out ratio >= 1 (1 turns expand off)")
+    transform = TrainTransform(base.max_size, base.backbone, max_expand=job.max_expand)
+    dataset = InstanceDataset(train_coco, transform, seed=job.seed)
     config = dataclasses.replace(base, num_classes=len(dataset.class_names))
     if resumed is not None:
         solver = SolverConfig(**{k: tuple(v) if isinstance(v, list) else v
@@ -189,6 +194,7 @@ def run_training(job: TrainJob, report: Callable[[str], None] = print) -> Path:
         device=job.device, workers=job.workers, checkpoint_every=job.checkpoint_every,
         keep_checkpoints=job.keep_checkpoints, log_every=job.log_every, val_every=job.val_every,
         precision=job.precision, freeze_bn=freeze_bn, sync_bn=job.sync_bn, progress=job.progress,
+        max_expand=job.max_expand,
     )
     device = dist_utils.training_device(job.device)
     validate = None

@@ -66,6 +66,8 @@ class TrainOptions:
     freeze_bn: bool = False
     sync_bn: bool = False
     progress: bool = True
+    # Recorded in checkpoints so --resume rebuilds the same augmentation (the dataset's transform applies it).
+    max_expand: float = 4.0
 
 
 @dataclass
@@ -138,7 +140,7 @@ class Trainer:
         elif options.sync_bn and self.world_size > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.network: nn.Module = dist_utils.wrap(self.model, self.device)
-        self.criterion = YolactCriterion(config.loss, config.box_variances)
+        self.criterion = YolactCriterion(config.loss, config.box_variances, maskiou_net=self.model.maskiou_net)
         self.optimizer = torch.optim.SGD(
             [p for p in self.model.parameters() if p.requires_grad],
             lr=self.solver.lr, momentum=self.solver.momentum, weight_decay=self.solver.weight_decay,
@@ -160,6 +162,7 @@ class Trainer:
             "history": self.state.history,
             "train": {"seed": self.options.seed, "batch_size": self.options.batch_size,
                       "iterations": self.options.iterations, "freeze_bn": self.options.freeze_bn,
+                      "max_expand": self.options.max_expand,
                       "solver": {k: list(v) if isinstance(v, tuple) else v
                                  for k, v in dataclasses.asdict(self.solver).items()}},
         }

@@ -10,6 +10,7 @@ in prototype pixels, so small objects weigh as much as large ones (the authors'
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +29,15 @@ def downsample_masks(masks: Tensor, height: int, width: int) -> Tensor:
     return resized.gt(0.5).float()
 
 
+class MaskIoUSamples(NamedTuple):
+    """What YOLACT++'s mask-IoU loss trains on: each trained positive's cropped soft mask, the IoU of its
+    binarised form with its ground truth, and the ground truth's class."""
+
+    soft_masks: Tensor  # [M, 1, h, w], still attached to the graph (the authors do not detach them)
+    iou: Tensor  # [M]
+    labels: Tensor  # [M] contiguous class index
+
+
 def mask_loss(
     prototypes: Tensor,
     mask_coeffs: Tensor,
@@ -44,8 +54,26 @@ def mask_loss(
     positives a random subset is trained and its loss scaled by n_before / n_after; the subset comes from
     ``torch.randperm`` with ``generator`` (or the global CPU RNG, so ``torch.manual_seed`` makes it repeatable).
     """
+    return mask_loss_and_iou_samples(prototypes, mask_coeffs, class_targets, gt_index, targets, masks_to_train,
+                                     generator)[0]
+
+
+def mask_loss_and_iou_samples(
+    prototypes: Tensor,
+    mask_coeffs: Tensor,
+    class_targets: Tensor,
+    gt_index: Tensor,
+    targets: Sequence[InstanceTarget],
+    masks_to_train: int = 100,
+    generator: torch.Generator | None = None,
+    maskiou_min_area: float | None = None,
+) -> tuple[Tensor, MaskIoUSamples | None]:
+    """:func:`mask_loss`, and with ``maskiou_min_area`` YOLACT++'s mask-IoU samples from the same trained
+    positives (those whose ground truth covers more than ``maskiou_min_area`` prototype pixels), as the authors'
+    lincomb_mask_loss collects them; None when no positive qualifies."""
     _, mask_h, mask_w, _ = prototypes.shape
     total = prototypes.new_zeros((), dtype=torch.float32)
+    samples: list[tuple[Tensor, Tensor, Tensor]] = []
     for b, target in enumerate(targets):
         positive = class_targets[b] > 0
         pos_gt_index = gt_index[b, positive]
@@ -78,4 +106,15 @@ def mask_loss(
             if num_after < num_before:
                 per_instance = per_instance * (num_before / num_after)
             total = total + per_instance.sum()
-    return total
+            if maskiou_min_area is not None:
+                keep = gt_masks.sum(dim=(1, 2)) > maskiou_min_area
+                if keep.any():
+                    binary = pred[keep].gt(0.5).float()
+                    gt_kept = gt_masks[keep]
+                    intersection = (binary * gt_kept).sum(dim=(1, 2))
+                    union = binary.sum(dim=(1, 2)) + gt_kept.sum(dim=(1, 2)) - intersection
+                    labels = target.labels.to(prototypes.device)[pos_gt_index][keep]
+                    samples.append((pred[keep][:, None], intersection / union, labels))
+    if maskiou_min_area is None or not samples:
+        return total, None
+    return total, MaskIoUSamples(*(torch.cat(parts) for parts in zip(*samples, strict=True)))

@@ -9,18 +9,25 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from yolact.config import BackboneConfig
+from yolact.modeling.deform import ModulatedDeformConv2d
 
 
 class Bottleneck(nn.Module):
-    """1x1 -> 3x3 (carrying the stride) -> 1x1 (x4 channels), with a projection shortcut where shapes change."""
+    """1x1 -> 3x3 (carrying the stride) -> 1x1 (x4 channels), with a projection shortcut where shapes change.
+    With ``deformable`` the 3x3 is a modulated deformable conv with a bias (YOLACT++)."""
 
     expansion = 4
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 deformable: bool = False) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
+        self.conv2: nn.Module
+        if deformable:
+            self.conv2 = ModulatedDeformConv2d(planes, planes, kernel_size=3, stride=stride, padding=1)
+        else:
+            self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, stride=stride, padding=1, bias=False)
         self.bn2 = nn.BatchNorm2d(planes)
         self.conv3 = nn.Conv2d(planes, planes * self.expansion, kernel_size=1, bias=False)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
@@ -40,8 +47,11 @@ class BasicBlock(nn.Module):
 
     expansion = 1
 
-    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
+    def __init__(self, in_channels: int, planes: int, stride: int = 1, downsample: nn.Module | None = None,
+                 deformable: bool = False) -> None:
         super().__init__()
+        if deformable:
+            raise ValueError("deformable convolutions are built into bottleneck blocks only (as YOLACT++)")
         self.conv1 = nn.Conv2d(in_channels, planes, kernel_size=3, stride=stride, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(planes)
         self.conv2 = nn.Conv2d(planes, planes, kernel_size=3, padding=1, bias=False)
@@ -55,9 +65,19 @@ class BasicBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(out)) + shortcut)
 
 
+def deformable_blocks(num_blocks: int, dcn_layers: int, dcn_interval: int) -> list[bool]:
+    """Which blocks of a stage are deformable, by the authors' rule: the last ``dcn_layers`` blocks, every
+    ``dcn_interval``-th of them counting from the stage's start; the first block whenever ``dcn_layers`` covers
+    the whole stage. YOLACT++ R-101 (``dcn_layers`` 23, interval 3 in its 23-block stage) gets blocks 0, 3, ... 21."""
+    return [dcn_layers >= num_blocks if i == 0 else (i + dcn_layers >= num_blocks and i % dcn_interval == 0)
+            for i in range(num_blocks)]
+
+
 class ResNetBackbone(nn.Module):
-    def __init__(self, layers: tuple[int, ...], block: type[Bottleneck] | type[BasicBlock] = Bottleneck) -> None:
+    def __init__(self, layers: tuple[int, ...], block: type[Bottleneck] | type[BasicBlock] = Bottleneck,
+                 dcn_layers: tuple[int, ...] | None = None, dcn_interval: int = 1) -> None:
         super().__init__()
+        dcn_layers = dcn_layers or (0,) * len(layers)
         # Stages registered before the stem: the official state_dicts list backbone.layers.* first.
         self.layers = nn.ModuleList()
         self.channels: list[int] = []
@@ -72,8 +92,9 @@ class ResNetBackbone(nn.Module):
                     nn.Conv2d(in_channels, out_channels, kernel_size=1, stride=stride, bias=False),
                     nn.BatchNorm2d(out_channels),
                 )
-            blocks = [block(in_channels, planes, stride, downsample)]
-            blocks += [block(out_channels, planes) for _ in range(1, num_blocks)]
+            deformable = deformable_blocks(num_blocks, dcn_layers[index], dcn_interval)
+            blocks = [block(in_channels, planes, stride, downsample, deformable=deformable[0])]
+            blocks += [block(out_channels, planes, deformable=deformable[i]) for i in range(1, num_blocks)]
             self.layers.append(nn.Sequential(*blocks))
             self.channels.append(out_channels)
             in_channels = out_channels
@@ -139,7 +160,8 @@ class DarkNetBackbone(nn.Module):
 
 def build_backbone(config: BackboneConfig) -> ResNetBackbone | DarkNetBackbone:
     if config.kind == "resnet":
-        return ResNetBackbone(config.layers, BasicBlock if config.block == "basic" else Bottleneck)
+        return ResNetBackbone(config.layers, BasicBlock if config.block == "basic" else Bottleneck,
+                              config.dcn_layers, config.dcn_interval)
     if config.kind == "darknet":
         return DarkNetBackbone(config.layers)
     raise ValueError(f"unknown backbone kind {config.kind!r}; expected 'resnet' or 'darknet'")

@@ -10,24 +10,33 @@ from __future__ import annotations
 import copy
 
 import torch
-from torch import nn
+from torch import fx, nn
 from torch.fx.experimental.optimization import fuse
 
+from yolact.modeling.deform import ModulatedDeformConv2d
 from yolact.modeling.yolact import Yolact
+
+
+class _Tracer(fx.Tracer):
+    """torch.fx's tracer, keeping deformable convs whole: their torchvision op cannot be traced through."""
+
+    def is_leaf_module(self, module: nn.Module, qualified_name: str) -> bool:
+        return isinstance(module, ModulatedDeformConv2d) or super().is_leaf_module(module, qualified_name)
 
 
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """A copy of ``module`` (traceable by torch.fx, in eval mode) with each BatchNorm that follows a convolution
-    folded into it. The original is left as it is."""
-    return fuse(copy.deepcopy(module).eval(), inplace=True)
-
+    folded into it. The original is left as it is. (A BatchNorm after a deformable conv stays as it is.)"""
+    module = copy.deepcopy(module).eval()
+    traced = fx.GraphModule(module, _Tracer().trace(module))
+    return fuse(traced, inplace=True, no_trace=True)
 
 
 def optimize_for_inference(model: Yolact, channels_last: bool = True) -> Yolact:
     """A copy of ``model`` for inference: eval mode, the backbone's BatchNorms folded, optionally channels-last.
     Feed it channels-last inputs (``x.contiguous(memory_format=torch.channels_last)``) for the full benefit."""
     optimized = copy.deepcopy(model).eval()
-    optimized.backbone = fuse(optimized.backbone, inplace=True)
+    optimized.backbone = fold_batchnorm(optimized.backbone)
     if channels_last:
         optimized = optimized.to(memory_format=torch.channels_last)
     return optimized

@@ -12,7 +12,11 @@ from yolact.modeling.anchors import make_anchors
 from yolact.modeling.backbone import build_backbone
 from yolact.modeling.fpn import FPN
 from yolact.modeling.head import PredictionHead
+from yolact.modeling.maskiou import MaskIoUNet
 from yolact.modeling.protonet import Protonet
+
+# The smallest input whose prototypes YOLACT++'s mask-IoU net can take (ResNet strides; see build_yolact).
+MIN_RESCORING_SIZE = 256
 
 
 class YolactOutput(NamedTuple):
@@ -44,11 +48,14 @@ class Yolact(nn.Module):
         anchor_config: AnchorConfig,
         input_size: int,
         selected_layers: tuple[int, ...],
+        maskiou_net: MaskIoUNet | None = None,
     ) -> None:
         super().__init__()
         # Registration order = the official state_dict's key order.
         self.backbone = backbone
         self.proto_net = proto_net
+        # YOLACT++ only: re-scores detections by their masks' predicted IoU (post-processing and training use it).
+        self.maskiou_net = maskiou_net
         self.fpn = fpn
         self.prediction_layers = nn.ModuleList([head])
         self.semantic_seg_conv = semantic_seg_conv
@@ -99,6 +106,10 @@ class Yolact(nn.Module):
 
 def build_yolact(config: YolactConfig) -> Yolact:
     """A randomly initialised YOLACT for ``config``."""
+    if config.mask_rescoring and config.max_size < MIN_RESCORING_SIZE:
+        # Five unpadded stride-2 convs need a 63 px prototype map, i.e. P3 of 32 cells.
+        raise ValueError(f"{config.name}: mask re-scoring needs an input of at least {MIN_RESCORING_SIZE} px, "
+                         f"not {config.max_size}")
     backbone = build_backbone(config.backbone)
     in_channels = [backbone.channels[i] for i in config.backbone.selected_layers]
     features = config.fpn.num_features
@@ -111,6 +122,7 @@ def build_yolact(config: YolactConfig) -> Yolact:
         anchor_config=config.anchors,
         input_size=config.max_size,
         selected_layers=config.backbone.selected_layers,
+        maskiou_net=MaskIoUNet(config.num_classes) if config.mask_rescoring else None,
     )
     init_head_weights(model)
     return model.eval()
@@ -118,7 +130,8 @@ def build_yolact(config: YolactConfig) -> Yolact:
 
 def init_head_weights(model: Yolact) -> None:
     """The authors' initialisation of everything but the backbone: Xavier-uniform conv weights, zero biases."""
-    for module in (model.fpn, model.proto_net, model.prediction_layers, model.semantic_seg_conv):
+    modules = [model.fpn, model.proto_net, model.prediction_layers, model.semantic_seg_conv, model.maskiou_net]
+    for module in (m for m in modules if m is not None):
         for conv in (m for m in module.modules() if isinstance(m, nn.Conv2d)):
             nn.init.xavier_uniform_(conv.weight)
             nn.init.zeros_(conv.bias)

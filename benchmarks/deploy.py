@@ -1,0 +1,196 @@
+"""CPU deployment table: every preset's network in eager PyTorch, our optimised PyTorch path, ONNX Runtime and
+OpenVINO (fp32, and INT8 where asked), against the machine's sgemm peak measured in the same run; end to end
+(image in, full-resolution masks out) at 100 detections; INT8 detections scored against fp32's.
+
+    python benchmarks/deploy.py --threads 2 --output runs/deploy
+    python benchmarks/deploy.py --presets yolact_resnet18 --weights runs/bench/run/last.pth \\
+        --agreement-images runs/bench/data/val/images --int8 yolact_resnet18
+
+Without --weights each model has random weights (seed 0) whose class layer is rescaled to a class-logit std of 3,
+so that scores clear the threshold and post-processing works on a full 100 detections, as with trained weights
+(see predict_latency.py). Timings are medians over --runs after --warmup untimed runs, at batch 1.
+Columns: GFLOPs of one forward; the network's median ms in each mode and its GFLOP/s; end to end with the
+optimised network at 100 detections and the share of it outside the network (pre- and post-processing);
+INT8 speed-up over ONNX Runtime fp32, and box/mask AP50 of INT8 detections with fp32's as ground truth.
+A script that prints figures, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import yolact
+from yolact.data.images import list_images, read_image
+from yolact.engine.benchmark import calibrate_class_layer, count_flops
+from yolact.engine.evaluator import evaluate_agreement
+from yolact.export.onnx import OnnxNetwork, export_onnx
+from yolact.export.quantize import calibration_images, quantize_onnx
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def sgemm_peak_gflops(size: int = 2048, repeats: int = 8) -> float:
+    """torch's fp32 matrix multiply at its best on this machine (square ``size``): the ceiling a conv net can
+    approach, since convolutions run as GEMMs."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    out = torch.empty(size, size)
+    torch.mm(a, b, out=out)
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def median_seconds(call: Callable[[], Any], runs: int, warmup: int) -> float:
+    for _ in range(warmup):
+        call()
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return float(np.median(seconds))
+
+
+def build(preset: str, weights: Path | None, image: np.ndarray) -> yolact.Predictor:
+    if weights is not None:
+        return yolact.load(weights, preset, device="cpu", score_threshold=0.0, top_k=100, optimize=False)
+    torch.manual_seed(0)
+    config = yolact.get_config(preset)
+    predictor = yolact.Predictor(yolact.build_yolact(config), config, device="cpu", score_threshold=0.0, top_k=100,
+                                 optimize=False)
+    calibrate_class_layer(predictor.model, predictor.prepare([image]))
+    return predictor
+
+
+def bench_preset(preset: str, args: argparse.Namespace, image: np.ndarray, folder: Path) -> dict[str, Any]:
+    plain = build(preset, args.weights, image)
+    config, model = plain.config, plain.model
+    row: dict[str, Any] = {"preset": preset, "size": config.max_size,
+                           "gflops": count_flops(model, config.max_size) / 1e9}
+    batch = plain.prepare([image])
+    optimised = yolact.Predictor(model, config, plain.class_names, plain.category_ids, "cpu", 0.0, 100)
+    batch_cl = optimised.prepare([image])
+    ms: dict[str, float] = {}
+    with torch.inference_mode():
+        ms["eager"] = 1e3 * median_seconds(lambda: model(batch), args.runs, args.warmup)
+        ms["optimised"] = 1e3 * median_seconds(lambda: optimised.network(batch_cl), args.runs, args.warmup)
+        row["e2e_ms"] = 1e3 * median_seconds(lambda: optimised.predict_arrays([image]), args.runs, args.warmup)
+        row["detections"] = len(optimised.predict_arrays([image])[0])
+    fp32_path = export_onnx(model, config, folder / f"{preset}.onnx", plain.class_names, plain.category_ids)
+    networks: dict[str, Callable[[torch.Tensor], Any]] = {"onnxruntime": OnnxNetwork(fp32_path, args.threads)}
+    if args.openvino:
+        from yolact.export.openvino import OpenVinoNetwork
+
+        networks["openvino"] = OpenVinoNetwork(fp32_path, args.threads)
+        if args.bf16:
+            networks["openvino_bf16"] = OpenVinoNetwork(fp32_path, args.threads, precision="bf16")
+    int8_path = None
+    if preset in args.int8:
+        int8_path = quantize_onnx(fp32_path, folder / f"{preset}_int8.onnx", args.calibration_paths, progress=False)
+        networks["onnxruntime_int8"] = OnnxNetwork(int8_path, args.threads)
+        if args.openvino:
+            networks["openvino_int8"] = OpenVinoNetwork(int8_path, args.threads)
+    for name, network in networks.items():
+        ms[name] = 1e3 * median_seconds(lambda n=network: n(batch), args.runs, args.warmup)
+    row["ms"] = ms
+    row["gflops_per_s"] = {name: row["gflops"] / (value / 1e3) for name, value in ms.items()}
+    row["e2e_over_network"] = row["e2e_ms"] / ms["optimised"]
+    if int8_path is not None and args.agreement_paths:
+        agreement_images = [read_image(p) for p in args.agreement_paths]
+        reference = optimised.predict(agreement_images)
+        for name in ("onnxruntime_int8", "openvino_int8"):
+            if name not in networks:
+                continue
+            candidate = yolact.Predictor(None, config, plain.class_names, plain.category_ids, "cpu", 0.0, 100,
+                                         network=networks[name]).predict(agreement_images)
+            result = evaluate_agreement(reference, candidate, plain.class_names, args.min_score)
+            row.setdefault("int8_agreement", {})[name] = {"box_AP50": result.bbox["AP50"],
+                                                          "mask_AP50": result.segm["AP50"],
+                                                          "box_AP": result.bbox["AP"], "mask_AP": result.segm["AP"]}
+    return row
+
+
+def format_table(rows: list[dict[str, Any]], peak: float) -> str:
+    modes = [m for m in ("eager", "optimised", "onnxruntime", "openvino", "openvino_bf16", "onnxruntime_int8",
+                         "openvino_int8") if any(m in r["ms"] for r in rows)]
+    head = "| preset | GFLOPs | " + " | ".join(f"{m} ms" for m in modes) + \
+        " | optimised GFLOP/s (% of sgemm peak) | e2e ms at 100 dets (x network) | int8 speed-up |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        cells = [r["preset"], f"{r['gflops']:.1f}"]
+        cells += [f"{r['ms'][m]:.0f}" if m in r["ms"] else "-" for m in modes]
+        rate = r["gflops_per_s"]["optimised"]
+        cells.append(f"{rate:.0f} ({100 * rate / peak:.0f} %)")
+        cells.append(f"{r['e2e_ms']:.0f} ({r['e2e_over_network']:.2f}x, {r['detections']} dets)")
+        speedup = r["ms"]["onnxruntime"] / r["ms"]["onnxruntime_int8"] if "onnxruntime_int8" in r["ms"] else None
+        cells.append(f"{speedup:.2f}x" if speedup else "-")
+        lines.append("| " + " | ".join(cells) + " |")
+    for r in rows:
+        for name, scores in r.get("int8_agreement", {}).items():
+            lines.append(f"\n{r['preset']} {name} against fp32 detections: box AP50 {scores['box_AP50']:.3f}, "
+                         f"mask AP50 {scores['mask_AP50']:.3f}, box AP {scores['box_AP']:.3f}, "
+                         f"mask AP {scores['mask_AP']:.3f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--presets", nargs="+", default=sorted(yolact.config.PRESETS), metavar="NAME")
+    parser.add_argument("--weights", type=Path, help="a checkpoint for the (single) preset instead of random weights")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for every backend (default: 2)")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--image", type=Path, default=SHARED / "data" / "coco128-seg" / "images" / "000000000009.jpg",
+                        help="the timed image (default: a 640x480 coco128 image)")
+    parser.add_argument("--int8", nargs="*", default=["yolact_resnet50"], metavar="NAME",
+                        help="presets to quantise to INT8 (default: yolact_resnet50)")
+    parser.add_argument("--calibration", type=Path, default=SHARED / "data" / "coco128-seg" / "images")
+    parser.add_argument("--calibration-images", type=int, default=16)
+    parser.add_argument("--agreement-images", type=Path, help="folder of images on which INT8 detections are "
+                        "scored against fp32's (default: 16 coco128 images not used for calibration)")
+    parser.add_argument("--min-score", type=float, default=0.3, help="fp32 detections kept as ground truth")
+    parser.add_argument("--no-openvino", dest="openvino", action="store_false", help="skip OpenVINO")
+    parser.add_argument("--bf16", action="store_true", help="also time OpenVINO with bf16 inference precision")
+    parser.add_argument("--output", type=Path, default=Path("runs/deploy"))
+    args = parser.parse_args()
+    if args.weights is not None and len(args.presets) != 1:
+        parser.error("--weights belongs to one preset: give exactly one --presets NAME")
+    torch.set_num_threads(args.threads)
+    args.calibration_paths = calibration_images(args.calibration, args.calibration_images)
+    if args.agreement_images is not None:
+        args.agreement_paths = list_images(args.agreement_images)[:50]
+    else:
+        used = set(args.calibration_paths)
+        args.agreement_paths = [p for p in list_images(args.calibration) if p not in used][:16]
+    image = read_image(args.image)
+    peak_before = sgemm_peak_gflops()
+    rows = []
+    with tempfile.TemporaryDirectory() as folder:
+        for preset in args.presets:
+            print(f"{preset} ...", flush=True)
+            rows.append(bench_preset(preset, args, image, Path(folder)))
+    peak = max(peak_before, sgemm_peak_gflops())
+    print(f"\nCPU, {args.threads} threads, torch {torch.__version__}; sgemm peak {peak:.0f} GFLOP/s "
+          f"(2048^3 torch.mm, best of 8, before and after); image {args.image.name} "
+          f"({image.shape[1]}x{image.shape[0]}); medians of {args.runs} runs after {args.warmup}\n")
+    print(format_table(rows, peak))
+    args.output.mkdir(parents=True, exist_ok=True)
+    report = {"sgemm_peak_gflops": peak, "threads": args.threads, "torch": torch.__version__, "rows": rows}
+    (args.output / "deploy.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{args.output / 'deploy.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""Video end to end (decode, infer, draw, encode) against the same model's throughput on frames already in
+memory: how much of the I/O the threaded pipeline hides.
+
+    python benchmarks/video_fps.py --config yolact_resnet18 --batch 1 --frames 60
+    python benchmarks/video_fps.py --config yolact_resnet50 --weights W.pth --batch 4
+
+The clip is made here: --frames 640x480 frames (coco128 images resized, or --images) written at 30 fps as mp4v.
+Throughput is ``Predictor.predict_arrays`` on those frames in memory at the same batch; video is
+``predict_video`` reading the clip and writing an annotated mp4 with per-frame JSON, as ``yolact predict clip.mp4
+--output out.mp4 --json dets.json`` does. Without --weights the model has random weights with its class layer
+rescaled so that every frame has detections to draw (predict_latency.py explains). A script that prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+import yolact
+from yolact.data.images import list_images, read_image
+from yolact.engine.benchmark import calibrate_class_layer
+from yolact.engine.video import predict_video
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def make_clip(path: Path, images: list[Path], frames: int, size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, size)
+    clip = [cv2.resize(read_image(images[i % len(images)]), size) for i in range(frames)]
+    for frame in clip:
+        writer.write(frame)
+    writer.release()
+    return clip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="yolact_resnet18")
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--batch", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--images", type=Path, default=SHARED / "data" / "coco128-seg" / "images")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    images = list_images(args.images)
+    if args.weights is not None:
+        predictor = yolact.load(args.weights, args.config, device="cpu")
+    else:
+        torch.manual_seed(0)
+        config = yolact.get_config(args.config)
+        model = yolact.build_yolact(config).eval()
+        calibrate_class_layer(model, yolact.Predictor(model, config, device="cpu", optimize=False).prepare(
+            [read_image(images[0])]))
+        predictor = yolact.Predictor(model, config, device="cpu")
+    with tempfile.TemporaryDirectory() as folder:
+        clip_path = Path(folder) / "clip.mp4"
+        clip = make_clip(clip_path, images, args.frames)
+        predictor.predict_arrays(clip[: args.batch])  # warm-up
+        start = time.perf_counter()
+        detections = 0
+        for i in range(0, len(clip), args.batch):
+            detections += sum(len(p) for p in predictor.predict_arrays(clip[i : i + args.batch]))
+        memory_fps = len(clip) / (time.perf_counter() - start)
+        summary = predict_video(predictor, clip_path, Path(folder) / "out.mp4", Path(folder) / "dets.json",
+                                batch_size=args.batch, progress=False)
+    print(f"{predictor.config.name} on CPU ({args.threads} threads), {args.frames} frames 640x480, batch {args.batch}, "
+          f"{detections / len(clip):.1f} detections per frame")
+    print(f"in-memory throughput {memory_fps:.2f} images/s; video end to end {summary.fps:.2f} fps "
+          f"({100 * (summary.fps / memory_fps - 1):+.1f} %)")
+
+
+if __name__ == "__main__":
+    main()

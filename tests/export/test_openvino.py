@@ -1,0 +1,99 @@
+"""OpenVINO export (``yolact export --format openvino``) and backend (``predict --backend openvino``): the same raw
+outputs as PyTorch and the same detections, on a checkpoint built in the authors' format."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import EXPORT_IMAGES as IMAGES
+
+import yolact
+from yolact.cli import main
+from yolact.data.images import read_image
+from yolact.errors import YolactError
+from yolact.export.openvino import OpenVinoNetwork, read_openvino_metadata
+
+pytest.importorskip("openvino", reason="pip install 'yolact[openvino]'")
+OUTPUTS = ("loc", "class_logits", "mask_coeffs", "prototypes", "anchors_cxcywh")
+
+
+@pytest.fixture(scope="module")
+def ir(resnet50_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("openvino") / "resnet50.xml"
+    assert main(["export", "--weights", str(resnet50_checkpoint), "--format", "openvino", "--output", str(path)]) == 0
+    return path
+
+
+def test_ir_is_fp32_and_carries_config_and_classes(ir: Path) -> None:
+    assert ir.with_suffix(".bin").is_file()
+    assert "f16" not in ir.read_text()  # weights not compressed to fp16 (OpenVINO's default)
+    config, class_names, category_ids = read_openvino_metadata(ir)
+    assert config == yolact.get_config("yolact_resnet50")
+    assert class_names[0] == "person" and len(class_names) == 80 and category_ids[-1] == 90
+    # Written through a temporary folder: nothing else is left beside the two files.
+    assert sorted(p.name for p in ir.parent.iterdir()) == sorted([ir.name, ir.with_suffix(".bin").name])
+
+
+@pytest.mark.parametrize("source", ["ir", "onnx"])
+def test_raw_outputs_match_pytorch_with_a_dynamic_batch(source: str, resnet50_checkpoint: Path, ir: Path,
+                                                       resnet50_onnx: Path) -> None:
+    plain = yolact.load(resnet50_checkpoint, device="cpu", optimize=False)
+    batch = plain.prepare([read_image(p) for p in IMAGES])
+    network = OpenVinoNetwork(ir if source == "ir" else resnet50_onnx)
+    with torch.inference_mode():
+        want = plain.model(batch)
+    for size in (1, 2):
+        got = network(batch[:size])
+        for name in OUTPUTS:
+            expected = getattr(want, name)[:size] if name != "anchors_cxcywh" else want.anchors_cxcywh
+            actual = getattr(got, name)
+            assert actual.shape == expected.shape, name
+            assert (actual - expected).abs().max().item() <= 1e-4, name
+
+
+def test_predict_with_openvino_gives_pytorchs_detections(resnet50_checkpoint: Path, ir: Path, tmp_path: Path) -> None:
+    results = {}
+    for backend, weights in (("pytorch", resnet50_checkpoint), ("openvino", ir)):
+        out = tmp_path / f"{backend}.json"
+        assert main(["predict", str(IMAGES[0]), "--weights", str(weights), "--backend", backend, "--json", str(out),
+                     "--top-k", "20", "--quiet"]) == 0
+        results[backend] = json.loads(out.read_text())
+    assert len(results["pytorch"]) == len(results["openvino"]) > 0
+    for a, b in zip(results["pytorch"], results["openvino"], strict=True):
+        assert a["category_id"] == b["category_id"]
+        assert abs(a["score"] - b["score"]) <= 1e-4
+        assert np.abs(np.subtract(a["bbox"], b["bbox"])).max() <= 1
+
+
+def test_bad_openvino_files_are_one_line_errors(tmp_path: Path, ir: Path, capsys) -> None:
+    with pytest.raises(YolactError, match="no such model file"):
+        OpenVinoNetwork(tmp_path / "missing.xml")
+    corrupt = tmp_path / "corrupt.xml"
+    corrupt.write_text("<net>not a model")
+    assert main(["predict", str(IMAGES[0]), "--backend", "openvino", "--weights", str(corrupt)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "corrupt.xml" in err[0] and "OpenVINO cannot read it" in err[0]
+    assert main(["predict", str(IMAGES[0]), "--weights", str(ir)]) != 0
+    assert "an exported model; run it with --backend onnxruntime or openvino" in capsys.readouterr().err
+
+
+def test_yolact_plus_converts_through_the_pytorch_frontend(make_official_checkpoint, tmp_path: Path) -> None:
+    checkpoint = make_official_checkpoint("yolact_plus_resnet50")
+    path = tmp_path / "plus.xml"
+    assert main(["export", "--weights", str(checkpoint), "--format", "openvino", "--output", str(path)]) == 0
+    plain = yolact.load(checkpoint, device="cpu", optimize=False, score_threshold=0.0)
+    batch = plain.prepare([read_image(p) for p in IMAGES])
+    with torch.inference_mode():
+        want = plain.model(batch)
+    exported = yolact.Predictor.from_openvino(path, score_threshold=0.0)
+    got = exported.network(batch)  # dynamic batch: 2 images
+    for name in OUTPUTS:
+        assert (getattr(got, name) - getattr(want, name)).abs().max().item() <= 1e-4, name
+    a, b = plain.predict_arrays([read_image(IMAGES[0])])[0], exported.predict_arrays([read_image(IMAGES[0])])[0]
+    np.testing.assert_array_equal(a.class_ids, b.class_ids)
+    np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
+    # INT8 OpenVINO of deformable convs is refused plainly (OpenVINO cannot read them from ONNX).
+    assert main(["export", "--weights", str(checkpoint), "--format", "openvino", "--int8", "--calibration",
+                 str(IMAGES[0].parent), "--output", str(tmp_path / "int8.xml")]) != 0
