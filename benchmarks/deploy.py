@@ -65,7 +65,8 @@ def median_seconds(call: Callable[[], Any], runs: int, warmup: int) -> float:
 
 def build(preset: str, weights: Path | None, image: np.ndarray) -> yolact.Predictor:
     if weights is not None:
-        return yolact.load(weights, preset, device="cpu", score_threshold=0.0, top_k=100, optimize=False)
+        # Our checkpoints carry their config (a trained model may have other classes than the preset).
+        return yolact.load(weights, device="cpu", score_threshold=0.0, top_k=100, optimize=False)
     torch.manual_seed(0)
     config = yolact.get_config(preset)
     predictor = yolact.Predictor(yolact.build_yolact(config), config, device="cpu", score_threshold=0.0, top_k=100,
@@ -86,26 +87,38 @@ def bench_preset(preset: str, args: argparse.Namespace, image: np.ndarray, folde
     with torch.inference_mode():
         ms["eager"] = 1e3 * median_seconds(lambda: model(batch), args.runs, args.warmup)
         ms["optimised"] = 1e3 * median_seconds(lambda: optimised.network(batch_cl), args.runs, args.warmup)
+        if args.compile:
+            compiled = yolact.Predictor(model, config, device="cpu", compile=True)
+            compiled.network(batch_cl)  # compilation, not timed
+            ms["compiled"] = 1e3 * median_seconds(lambda: compiled.network(batch_cl), args.runs, args.warmup)
+        if args.bf16:
+            half = yolact.Predictor(model, config, device="cpu", precision="bf16")
+            ms["torch_bf16"] = 1e3 * median_seconds(lambda: half.run_network(batch_cl), args.runs, args.warmup)
         row["e2e_ms"] = 1e3 * median_seconds(lambda: optimised.predict_arrays([image]), args.runs, args.warmup)
         row["detections"] = len(optimised.predict_arrays([image])[0])
     fp32_path = export_onnx(model, config, folder / f"{preset}.onnx", plain.class_names, plain.category_ids)
     networks: dict[str, Callable[[torch.Tensor], Any]] = {"onnxruntime": OnnxNetwork(fp32_path, args.threads)}
     if args.openvino:
-        from yolact.export.openvino import OpenVinoNetwork
+        from yolact.export.openvino import OpenVinoNetwork, export_openvino, export_openvino_from_model
 
-        networks["openvino"] = OpenVinoNetwork(fp32_path, args.threads)
+        # Deformable convs reach OpenVINO through its PyTorch frontend (its ONNX reader has no DeformConv).
+        ir_path = (export_openvino_from_model(model, config, folder / f"{preset}.xml", plain.class_names,
+                                              plain.category_ids) if config.backbone.dcn_layers
+                   else export_openvino(fp32_path, folder / f"{preset}.xml"))
+        networks["openvino"] = OpenVinoNetwork(ir_path, args.threads)
         if args.bf16:
-            networks["openvino_bf16"] = OpenVinoNetwork(fp32_path, args.threads, precision="bf16")
+            networks["openvino_bf16"] = OpenVinoNetwork(ir_path, args.threads, precision="bf16")
     int8_path = None
     if preset in args.int8:
         int8_path = quantize_onnx(fp32_path, folder / f"{preset}_int8.onnx", args.calibration_paths, progress=False)
         networks["onnxruntime_int8"] = OnnxNetwork(int8_path, args.threads)
-        if args.openvino:
+        if args.openvino and not config.backbone.dcn_layers:
             networks["openvino_int8"] = OpenVinoNetwork(int8_path, args.threads)
     for name, network in networks.items():
         ms[name] = 1e3 * median_seconds(lambda n=network: n(batch), args.runs, args.warmup)
     row["ms"] = ms
     row["gflops_per_s"] = {name: row["gflops"] / (value / 1e3) for name, value in ms.items()}
+    row["e2e_over_best_network"] = row["e2e_ms"] / min(ms[m] for m in ("optimised", "compiled") if m in ms)
     row["e2e_over_network"] = row["e2e_ms"] / ms["optimised"]
     if int8_path is not None and args.agreement_paths:
         agreement_images = [read_image(p) for p in args.agreement_paths]
@@ -123,8 +136,8 @@ def bench_preset(preset: str, args: argparse.Namespace, image: np.ndarray, folde
 
 
 def format_table(rows: list[dict[str, Any]], peak: float) -> str:
-    modes = [m for m in ("eager", "optimised", "onnxruntime", "openvino", "openvino_bf16", "onnxruntime_int8",
-                         "openvino_int8") if any(m in r["ms"] for r in rows)]
+    modes = [m for m in ("eager", "optimised", "compiled", "onnxruntime", "openvino", "torch_bf16", "openvino_bf16",
+                         "onnxruntime_int8", "openvino_int8") if any(m in r["ms"] for r in rows)]
     head = "| preset | GFLOPs | " + " | ".join(f"{m} ms" for m in modes) + \
         " | optimised GFLOP/s (% of sgemm peak) | e2e ms at 100 dets (x network) | int8 speed-up |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -162,7 +175,10 @@ def main() -> None:
                         "scored against fp32's (default: 16 coco128 images not used for calibration)")
     parser.add_argument("--min-score", type=float, default=0.3, help="fp32 detections kept as ground truth")
     parser.add_argument("--no-openvino", dest="openvino", action="store_false", help="skip OpenVINO")
-    parser.add_argument("--bf16", action="store_true", help="also time OpenVINO with bf16 inference precision")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also time bf16: PyTorch autocast and OpenVINO's bf16 inference precision (AMX CPUs)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time torch.compile of the optimised network (tens of seconds to compile each)")
     parser.add_argument("--output", type=Path, default=Path("runs/deploy"))
     args = parser.parse_args()
     if args.weights is not None and len(args.presets) != 1:
@@ -177,16 +193,19 @@ def main() -> None:
     image = read_image(args.image)
     peak_before = sgemm_peak_gflops()
     rows = []
+    args.output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         for preset in args.presets:
             print(f"{preset} ...", flush=True)
             rows.append(bench_preset(preset, args, image, Path(folder)))
+            # Each row as it comes, so that a long run that stops keeps what it measured.
+            with (args.output / "rows.jsonl").open("a") as log:
+                log.write(json.dumps(rows[-1]) + "\n")
     peak = max(peak_before, sgemm_peak_gflops())
     print(f"\nCPU, {args.threads} threads, torch {torch.__version__}; sgemm peak {peak:.0f} GFLOP/s "
           f"(2048^3 torch.mm, best of 8, before and after); image {args.image.name} "
           f"({image.shape[1]}x{image.shape[0]}); medians of {args.runs} runs after {args.warmup}\n")
     print(format_table(rows, peak))
-    args.output.mkdir(parents=True, exist_ok=True)
     report = {"sgemm_peak_gflops": peak, "threads": args.threads, "torch": torch.__version__, "rows": rows}
     (args.output / "deploy.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{args.output / 'deploy.json'}")

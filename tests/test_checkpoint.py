@@ -57,14 +57,14 @@ def test_yolact_plus_checkpoint_is_recognised(make_official_checkpoint, shared_d
     keys = maker["read_keys"](shared_dir / "spec" / "keys" / "yolact_plus_resnet50.txt")
     path = tmp_path / "yolact_plus_resnet50_54_800000.pth"
     torch.save({k: maker["make_tensor"](k, s, 0) for k, s in keys}, path)
-    with pytest.raises(CheckpointError, match="YOLACT\\+\\+ checkpoint .* use --config yolact_plus_resnet50"):
+    with pytest.raises(CheckpointError, match=r"YOLACT\+\+ checkpoint .* use --config yolact_plus_resnet50"):
         load_checkpoint(path, "yolact_resnet50")
     assert inspect_state_dict(torch.load(path, weights_only=True)).yolact_plus
     assert load_checkpoint(path).config.name == "yolact_plus_resnet50"  # from the file name
     renamed = tmp_path / "weights.pth"
     path.rename(renamed)
     assert load_checkpoint(renamed).config.name == "yolact_plus_resnet50"  # from the keys alone
-    with pytest.raises(CheckpointError, match="a YOLACT checkpoint .* use --config yolact_resnet50"):
+    with pytest.raises(CheckpointError, match=r"a YOLACT checkpoint .* use --config yolact_resnet50"):
         load_checkpoint(make_official_checkpoint("yolact_resnet50"), "yolact_plus_resnet50")
 
 

@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
                          help="network arithmetic: fp16 on CUDA; bf16 on CUDA or AMX/AVX512-BF16 CPUs (pytorch and "
                          "openvino backends); default fp32")
+    predict.add_argument("--compile", action="store_true",
+                         help="pytorch backend: run the network through torch.compile (faster after a compilation "
+                         "of tens of seconds; worth it for folders and videos)")
     predict.add_argument("--backend", choices=BACKENDS, default="pytorch",
                          help="pytorch (default) runs a .pth checkpoint; onnxruntime runs a model.onnx and openvino a "
                          "model.xml (or .onnx) written by `yolact export` (CPU)")
@@ -251,6 +254,8 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.backend in ("onnxruntime", "openvino"):
         if args.device not in ("auto", "cpu"):
             raise ValueError(f"--backend {args.backend} runs on the CPU; leave --device out")
+        if args.compile:
+            raise ValueError(f"--compile applies to the pytorch backend; {args.backend} compiles the model itself")
         if args.backend == "onnxruntime":
             if args.precision != "fp32":
                 raise ValueError("--backend onnxruntime runs the exported precision; leave --precision out")
@@ -273,7 +278,7 @@ def run_predict(args: argparse.Namespace) -> int:
             post = dataclasses.replace(checkpoint.config.postprocess, nms=args.nms)
             checkpoint.config = dataclasses.replace(checkpoint.config, postprocess=post)
         predictor = Predictor.from_loaded(checkpoint, args.weights, args.device, args.score_threshold, args.top_k,
-                                          precision=args.precision)
+                                          precision=args.precision, compile=args.compile)
     if video:
         output = args.output
         if output is not None and not video_output:

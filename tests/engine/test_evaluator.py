@@ -190,3 +190,23 @@ def test_agreement_is_one_for_identical_and_lower_for_moved_detections() -> None
     assert result.segm["AP"] < 0.7
     with pytest.raises(YolactError, match="no detections scoring"):
         evaluate_agreement(reference, reference, COCO_CLASSES, min_score=0.95)
+
+
+def test_box_ap_ranks_by_box_score_and_mask_ap_by_score() -> None:
+    """YOLACT++ records carry the class score as box_score and the re-scored one as score (the authors' eval)."""
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 64, "height": 64}],
+            "categories": [{"id": 1, "name": "person"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [8, 8, 24, 24], "area": 576.0,
+                             "iscrowd": 0, "segmentation": [[8, 8, 32, 8, 32, 32, 8, 32]]}]}
+    from yolact.data.coco import CocoDataset, coco_from_dict
+
+    dataset = CocoDataset(Path("a.json"), Path("."), coco_from_dict(data))
+    good, bad = _prediction([[8, 8, 32, 32]], [0], [1.0]), _prediction([[36, 36, 60, 60]], [0], [1.0])
+    records = []
+    for prediction, score, box_score in ((good, 0.5, 0.9), (bad, 0.9, 0.5)):
+        record = prediction.to_coco(1)[0]
+        record.update(score=score, box_score=box_score)
+        records.append(record)
+    result = evaluate_records(dataset, records)
+    assert result.bbox["AP"] == pytest.approx(1.0)  # the right box ranked first by its class score
+    assert result.segm["AP"] == pytest.approx(0.5, abs=0.01)  # the wrong mask ranked first by the re-scored one

@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils
 
 import yolact
 from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolact.engine.benchmark import calibrate_class_layer
 from yolact.engine.evaluator import evaluate_agreement
 from yolact.engine.results import Prediction
 
@@ -264,3 +265,18 @@ def test_to_coco(result_a: Prediction) -> None:
         decoded = mask_utils.decode(rle)
         assert decoded.shape == (height, width)
         np.testing.assert_array_equal(decoded.astype(bool), result_a.masks[i])
+
+
+@pytest.mark.slow
+def test_compiled_network_gives_the_same_detections(tmp_path: Path) -> None:
+    """torch.compile (inductor, with freezing on CPU) of the optimised network: the same detections."""
+    torch.manual_seed(0)
+    config = yolact.get_config("yolact_resnet18")
+    model = yolact.build_yolact(config)
+    image = cv2.imread(str(IMAGE_A))
+    calibrate_class_layer(model, yolact.Predictor(model, config, device="cpu", optimize=False).prepare([image]))
+    eager = yolact.Predictor(model, config, device="cpu", score_threshold=0.3, top_k=TOP_K)
+    compiled = yolact.Predictor(model, config, device="cpu", score_threshold=0.3, top_k=TOP_K, compile=True)
+    expected = eager(image)
+    assert len(expected) > 0
+    assert_same(compiled(image), expected)

@@ -101,3 +101,25 @@ def test_bad_shapes_raise() -> None:
         draw_instances(
             img, np.zeros((1, 4)), np.zeros((1,)), np.zeros((1,), np.int64), NAMES, np.zeros((1, 5, 5), bool)
         )
+
+
+def test_overlapping_masks_blend_as_the_first_owner_wins() -> None:
+    """The windowed blend equals the whole-image rule: each pixel takes the first mask covering it."""
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    masks = np.zeros((30, 60, 80), bool)
+    boxes = []
+    for mask in masks:
+        x, y = rng.integers(0, 70), rng.integers(0, 50)
+        w, h = rng.integers(3, 40, 2)
+        mask[y : y + h, x : x + w] = rng.random((min(h, 60 - y), min(w, 80 - x))) > 0.3
+        boxes.append([x, y, x + w, y + h])
+    out = draw_instances(image, np.array(boxes), np.ones(30), np.zeros(30, int), ["a"], masks, draw_boxes=False,
+                         draw_labels=False)
+    covered = masks.any(axis=0)
+    owner = masks.argmax(axis=0)[covered]
+    palette = np.asarray(PALETTE_BGR, dtype=np.float32)[owner % len(PALETTE_BGR)]
+    expected = image.copy()
+    blend = image[covered].astype(np.float32) * (1.0 - 0.45) + palette * 0.45  # in float32, as drawn
+    expected[covered] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(out, expected)

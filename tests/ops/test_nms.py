@@ -9,6 +9,7 @@ import torch
 from torchvision.ops import nms as torchvision_nms
 
 from yolact.ops import cross_class_fast_nms, fast_nms, traditional_nms
+from yolact.ops.nms import top_k_per_class
 
 Detection = tuple[int, int, float]  # (candidate index, class id, score)
 
@@ -386,3 +387,15 @@ def test_nms_output_sorted_descending_with_many_classes(nms: Callable) -> None:
     _, _, kept_scores = nms(boxes, scores, max_detections=1000)
     assert len(kept_scores) > 10
     assert_sorted_descending(kept_scores)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_top_k_per_class_is_the_stable_sorts_head(seed: int) -> None:
+    gen = torch.Generator().manual_seed(seed)
+    # Few distinct values, so that ties (also across the k-th place) are everywhere; and continuous ones.
+    scores = torch.randint(0, 12, (7, 900), generator=gen).float() / 12 if seed % 2 else torch.rand(7, 900,
+                                                                                                    generator=gen)
+    for k in (1, 5, 200, 400, 900, 1000):
+        want_scores, want_index = scores.sort(dim=1, descending=True, stable=True)
+        got_scores, got_index = top_k_per_class(scores, k)
+        assert torch.equal(got_scores, want_scores[:, :k]) and torch.equal(got_index, want_index[:, :k]), k

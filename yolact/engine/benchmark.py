@@ -8,6 +8,7 @@
     heads          Yolact.predict_from_pyramid (protonet + prediction head)
     NMS            Postprocessor (box decoding, candidates, NMS)
     mask assembly  score threshold + top-k as finalize_detections, then Detections.soft_masks (sigmoid(P·Cᵀ), crop)
+    re-scoring     YOLACT++'s mask-IoU network on the soft masks (nothing for YOLACT)
     paste          paste_masks to the image size + scale_boxes_to_image
 
 Each stage is reported as the median and the interquartile range (p25–p75) over the runs, in milliseconds.
@@ -35,7 +36,7 @@ from yolact.data.samples import sample_images
 from yolact.engine.predictor import Predictor
 from yolact.ops import paste_masks, scale_boxes_to_image
 
-STAGES = ("preprocess", "backbone+FPN", "heads", "NMS", "mask assembly", "paste")
+STAGES = ("preprocess", "backbone+FPN", "heads", "NMS", "mask assembly", "re-scoring", "paste")
 
 
 @dataclass
@@ -228,7 +229,8 @@ def _time_stages(predictor: Predictor, image: np.ndarray) -> tuple[list[float], 
         detections = detections.select(detections.scores > predictor.score_threshold)
     detections = detections.select(detections.scores.argsort(descending=True)[: predictor.top_k])
     soft_masks = detections.soft_masks()
-    if predictor.mask_iou is not None:  # YOLACT++'s re-scoring belongs to mask assembly's stage
+    marks.append(_clock(device))
+    if predictor.mask_iou is not None:
         predictor.mask_iou(soft_masks[:, None])
     marks.append(_clock(device))
     paste_masks(soft_masks, height, width)

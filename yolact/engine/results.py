@@ -61,11 +61,38 @@ class Prediction:
 
 
 def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
-    """Boolean masks [N, H, W] -> compressed COCO RLEs ``{"size": [H, W], "counts": str}``."""
+    """Boolean masks [N, H, W] -> compressed COCO RLEs ``{"size": [H, W], "counts": str}``, the strings
+    pycocotools' ``encode`` gives.
+
+    COCO runs go down the columns. A mask's runs are counted only over the columns it touches, the empty columns
+    on either side added as one run each, and pycocotools compresses them: the same RLE as encoding the whole
+    image, several times faster for detections that cover a small part of it (video at 100 detections a frame).
+    """
+    masks = np.asarray(masks, dtype=bool)
     if len(masks) == 0:
         return []
-    rles = mask_utils.encode(np.asfortranarray(masks.transpose(1, 2, 0).astype(np.uint8)))
-    return [{"size": [int(s) for s in rle["size"]], "counts": rle["counts"].decode("ascii")} for rle in rles]
+    _, height, width = masks.shape
+    columns = masks.any(axis=1)  # [N, W]
+    rles = []
+    for mask, used in zip(masks, columns, strict=True):
+        xs = np.flatnonzero(used)
+        if xs.size == 0:
+            runs = [height * width]
+        else:
+            x1, x2 = int(xs[0]), int(xs[-1]) + 1
+            flat = mask[:, x1:x2].T.ravel()  # column-major, as COCO counts
+            bounds = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1, [flat.size]))
+            runs = ([0] if flat[0] else []) + np.diff(bounds).tolist()  # runs alternate, zeros first
+            runs[0] += x1 * height
+            trailing = (width - x2) * height
+            if trailing:
+                if len(runs) % 2:  # the last run is zeros: extend it
+                    runs[-1] += trailing
+                else:
+                    runs.append(trailing)
+        rle = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
+        rles.append({"size": [height, width], "counts": rle["counts"].decode("ascii")})
+    return rles
 
 
 def image_ids_for(paths: Sequence[str | Path]) -> list[int]:

@@ -58,7 +58,7 @@ def export_openvino(onnx_path: str | Path, output: str | Path) -> Path:
     try:
         model = ov.convert_model(str(onnx_path))
     except Exception as error:  # OpenVINO's conversion errors are its own RuntimeError subclasses
-        raise YolactError(f"{onnx_path}: OpenVINO cannot convert it ({str(error).strip().splitlines()[0]})") from error
+        raise YolactError(f"{onnx_path}: OpenVINO cannot convert it ({_reason(error)})") from error
     model.set_rt_info(metadata, [METADATA_KEY])
     return _save(ov, model, output)
 
@@ -96,6 +96,16 @@ def export_openvino_from_model(model: Yolact, config: YolactConfig, output: str 
     return _save(ov, converted, Path(output))
 
 
+def _reason(error: Exception) -> str:
+    """The line of an OpenVINO error that says what went wrong (its first lines are source locations)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith("-- No conversion rule found"):
+            return line.removeprefix("-- ")
+    useful = [line for line in lines if not line.startswith(("Exception from", "Check ", "FrontEnd API"))]
+    return (useful or lines or [type(error).__name__])[-1]
+
+
 def _read_model(path: Path) -> Any:
     ov = _openvino()
     if not path.is_file():
@@ -104,7 +114,7 @@ def _read_model(path: Path) -> Any:
     try:
         return ov.Core().read_model(str(path))
     except Exception as error:  # OpenVINO raises RuntimeError subclasses of its own for unreadable files
-        raise YolactError(f"{path}: OpenVINO cannot read it ({str(error).splitlines()[0]}); export it again "
+        raise YolactError(f"{path}: OpenVINO cannot read it ({_reason(error)}); export it again "
                           "with `yolact export --format openvino`") from error
 
 

@@ -25,6 +25,29 @@ def _take_best(index: Tensor, classes: Tensor, scores: Tensor, max_detections: i
     return index[order], classes[order], scores[:max_detections]
 
 
+def top_k_per_class(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """Each row's ``k`` best scores and their column indices, exactly as the first k of a stable descending sort
+    (ties in column order): scores [C, N] -> (scores [C, k'], index [C, k']), k' = min(k, N).
+
+    ``topk`` finds them without sorting whole rows (N is every candidate anchor: up to tens of thousands); its
+    order among equal values is unspecified, so the k are put in stable order by (score desc, index asc), and a
+    row whose k-th score ties with a score left out falls back to the full stable sort.
+    """
+    k = min(k, scores.shape[1])
+    if 4 * k >= scores.shape[1]:  # short rows: one sort is as cheap
+        sorted_scores, index = scores.sort(dim=1, descending=True, stable=True)
+        return sorted_scores[:, :k], index[:, :k]
+    values, index = scores.topk(k, dim=1, sorted=False)
+    kth = values.min(dim=1, keepdim=True).values
+    if not torch.equal((scores == kth).sum(dim=1), (values == kth).sum(dim=1)):
+        sorted_scores, index = scores.sort(dim=1, descending=True, stable=True)
+        return sorted_scores[:, :k], index[:, :k]
+    index = index.sort(dim=1).values  # column order first, so that the stable sort below breaks ties by it
+    values = scores.gather(1, index)
+    values, order = values.sort(dim=1, descending=True, stable=True)
+    return values, index.gather(1, order)
+
+
 def fast_nms(
     boxes_xyxy: Tensor,
     scores: Tensor,
@@ -48,9 +71,7 @@ def fast_nms(
     """
     if scores.shape[1] == 0:
         return _empty(scores)
-    scores, index = scores.sort(dim=1, descending=True, stable=True)
-    index = index[:, :top_k]
-    scores = scores[:, :top_k]
+    scores, index = top_k_per_class(scores, top_k)
     num_classes, num_candidates = index.shape
     boxes = boxes_xyxy[index.reshape(-1)].view(num_classes, num_candidates, 4)
     if method == "auto":
