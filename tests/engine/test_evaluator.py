@@ -210,3 +210,21 @@ def test_box_ap_ranks_by_box_score_and_mask_ap_by_score() -> None:
     result = evaluate_records(dataset, records)
     assert result.bbox["AP"] == pytest.approx(1.0)  # the right box ranked first by its class score
     assert result.segm["AP"] == pytest.approx(0.5, abs=0.01)  # the wrong mask ranked first by the re-scored one
+
+
+def test_eval_cli_on_yolact_plus_scores_boxes_and_masks_apart(make_official_checkpoint, tmp_path: Path,
+                                                              capsys) -> None:
+    data = json.loads((COCO128 / "annotations" / "instances_val.json").read_text())
+    data["images"] = data["images"][:2]
+    ids = {i["id"] for i in data["images"]}
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in ids]
+    ann = tmp_path / "subset.json"
+    ann.write_text(json.dumps(data))
+    dets = tmp_path / "dets.json"
+    assert main(["eval", "--weights", str(make_official_checkpoint("yolact_plus_resnet50")), "--ann", str(ann),
+                 "--images", str(IMAGES), "--device", "cpu", "--json", str(dets), "--top-k", "20", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 images evaluated" in out and "bbox" in out and "segm" in out
+    records = json.loads(dets.read_text())
+    assert records and all("box_score" in r for r in records)
+    assert any(abs(r["score"] - r["box_score"]) > 1e-6 for r in records)  # masks re-scored, boxes not

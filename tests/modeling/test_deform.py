@@ -121,3 +121,16 @@ def test_rescoring_configs_refuse_inputs_too_small_for_the_maskiou_net() -> None
     config = dataclasses.replace(yolact.get_config("yolact_plus_resnet50"), max_size=128)
     with pytest.raises(ValueError, match="mask re-scoring needs an input of at least 256 px, not 128"):
         yolact.build_yolact(config)
+
+
+def test_runs_under_bf16_autocast_in_float32() -> None:
+    # torchvision has no half-precision CPU kernel: mixed precision (bf16 training, --precision bf16) must work.
+    torch.manual_seed(2)
+    conv = ModulatedDeformConv2d(4, 4).eval()
+    x = torch.randn(1, 4, 9, 9)
+    with torch.no_grad():
+        expected = conv(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            got = conv(x.bfloat16())
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, expected, rtol=0.05, atol=0.05)

@@ -37,5 +37,9 @@ class ModulatedDeformConv2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         offset_y_x_1, offset_y_x_2, mask = torch.chunk(self.conv_offset_mask(x), 3, dim=1)
         offset = torch.cat((offset_y_x_1, offset_y_x_2), dim=1)
-        return deform_conv2d(x, offset, self.weight, self.bias, stride=self.stride, padding=self.padding,
-                             dilation=self.dilation, mask=torch.sigmoid(mask))
+        # torchvision's CPU kernel has no bf16/fp16 version and no autocast rule: under mixed precision the
+        # deformable conv runs in float32 (a no-op in fp32 inference and training).
+        with torch.autocast(x.device.type, enabled=False):
+            bias = self.bias.float() if self.bias is not None else None
+            return deform_conv2d(x.float(), offset.float(), self.weight.float(), bias, stride=self.stride,
+                                 padding=self.padding, dilation=self.dilation, mask=torch.sigmoid(mask.float()))
