@@ -30,7 +30,7 @@ import torch
 
 import yolact
 from yolact.data.images import list_images, read_image
-from yolact.engine.benchmark import calibrate_class_layer, count_flops
+from yolact.engine.benchmark import calibrate_class_layer, count_flops, median_seconds
 from yolact.engine.evaluator import evaluate_agreement
 from yolact.export.onnx import OnnxNetwork, export_onnx
 from yolact.export.quantize import calibration_images, quantize_onnx
@@ -50,17 +50,6 @@ def sgemm_peak_gflops(size: int = 2048, repeats: int = 8) -> float:
         torch.mm(a, b, out=out)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
-
-
-def median_seconds(call: Callable[[], Any], runs: int, warmup: int) -> float:
-    for _ in range(warmup):
-        call()
-    seconds = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds))
 
 
 def build(preset: str, weights: Path | None, image: np.ndarray) -> yolact.Predictor:

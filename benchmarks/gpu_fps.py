@@ -14,8 +14,6 @@ with torch.cuda.synchronize around each. A script that prints figures, not a tes
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,22 +21,9 @@ import torch
 
 import yolact
 from yolact.data.images import read_image
-from yolact.engine.benchmark import calibrate_class_layer, describe_device
+from yolact.engine.benchmark import calibrate_class_layer, describe_device, median_seconds
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
-
-
-def median_seconds(call: Callable[[], object], device: torch.device, runs: int, warmup: int) -> float:
-    for _ in range(warmup):
-        call()
-    seconds = []
-    for _ in range(runs):
-        torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        call()
-        torch.cuda.synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return float(np.median(seconds))
 
 
 def main() -> None:
@@ -77,10 +62,10 @@ def main() -> None:
             images = [image] * batch_size
             batch = predictor.prepare(images)
             with torch.inference_mode():
-                network = median_seconds(lambda p=predictor, b=batch: p.run_network(b), device, args.runs,
-                                         args.warmup)
-                e2e = median_seconds(lambda p=predictor, i=images: p.predict_arrays(i), device, args.runs,
-                                     args.warmup)
+                network = median_seconds(lambda p=predictor, b=batch: p.run_network(b), args.runs, args.warmup,
+                                         device)
+                e2e = median_seconds(lambda p=predictor, i=images: p.predict_arrays(i), args.runs, args.warmup,
+                                     device)
                 dets = np.mean([len(p) for p in predictor.predict_arrays(images)])
             print(f"| {precision} | {batch_size} | {1e3 * network:.1f} | {batch_size / network:.0f} | "
                   f"{1e3 * e2e:.1f} | {batch_size / e2e:.0f} | {dets:.0f} |")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import yolact
-from yolact.engine.benchmark import STAGES, BenchmarkReport, count_flops, run_benchmark
+from yolact.engine.benchmark import STAGES, BenchmarkReport, count_flops, median_seconds, run_benchmark
 
 SIZE = 128
 
@@ -131,3 +131,9 @@ def test_benchmark_command(make_official_checkpoint, tmp_path, capsys) -> None:
     table = capsys.readouterr().out
     assert all(stage in table for stage in STAGES) and "GFLOPs" in table
     assert json.loads(out.read_text())["config_name"] == "yolact_resnet50"
+
+
+def test_median_seconds_warms_up_then_times_each_run() -> None:
+    calls = []
+    seconds = median_seconds(lambda: calls.append(1), runs=5, warmup=2)
+    assert len(calls) == 7 and 0 <= seconds < 0.1

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -158,6 +158,21 @@ def _sync(device: torch.device) -> None:
 def _clock(device: torch.device) -> float:
     _sync(device)
     return time.perf_counter()
+
+
+def median_seconds(call: Callable[[], object], runs: int, warmup: int,
+                   device: torch.device | str = "cpu") -> float:
+    """Median wall time of ``call()`` over ``runs`` timed calls after ``warmup`` untimed ones (CUDA synchronised
+    around each timed call)."""
+    device = torch.device(device)
+    for _ in range(warmup):
+        call()
+    seconds = []
+    for _ in range(runs):
+        start = _clock(device)
+        call()
+        seconds.append(_clock(device) - start)
+    return float(np.median(seconds))
 
 
 def count_flops(model: torch.nn.Module, input_size: int, device: torch.device | str = "cpu") -> int:

@@ -76,7 +76,7 @@ class Predictor:
         if compile:
             if network is not None:
                 raise ValueError("compile applies to PyTorch models; an exported network is compiled by its runtime")
-            # Inductor; on CPU with freezing (weights as constants, prepacked for oneDNN): about 13 % faster
+            # Inductor; on CPU with freezing (weights as constants, prepacked for oneDNN): about 12 % faster
             # than the optimised eager network for yolact_resnet50 on 2 cores (benchmarks/deploy.py), after a
             # compilation of tens of seconds on the first call of each batch size.
             options = {"freezing": True} if self.device.type == "cpu" else {}
@@ -116,22 +116,24 @@ class Predictor:
                   threads: int | None = None) -> Predictor:
         """A model exported by ``yolact export --format onnx``, run by ONNX Runtime on CPU (the config and classes
         come from the file)."""
-        from yolact.export.onnx import OnnxNetwork, read_onnx_info
+        from yolact.export.onnx import OnnxNetwork
 
-        info = read_onnx_info(path)
+        network = OnnxNetwork(path, threads)
+        info = network.info
         return cls(None, info.config, info.class_names, info.category_ids, "cpu", score_threshold, top_k,
-                   network=OnnxNetwork(path, threads), mask_iou=info.mask_iou)
+                   network=network, mask_iou=info.mask_iou)
 
     @classmethod
     def from_openvino(cls, path: str | Path, score_threshold: float = 0.15, top_k: int = 100,
                       threads: int | None = None, precision: str = "fp32") -> Predictor:
         """A model exported by ``yolact export --format openvino`` (IR .xml) or ``--format onnx``, run by OpenVINO
         on CPU (the config and classes come from the file). ``precision="bf16"`` lets AMX CPUs use bfloat16."""
-        from yolact.export.openvino import OpenVinoNetwork, read_openvino_info
+        from yolact.export.openvino import OpenVinoNetwork
 
-        info = read_openvino_info(path)
+        network = OpenVinoNetwork(path, threads, precision)
+        info = network.info
         return cls(None, info.config, info.class_names, info.category_ids, "cpu", score_threshold, top_k,
-                   network=OpenVinoNetwork(path, threads, precision), mask_iou=info.mask_iou)
+                   network=network, mask_iou=info.mask_iou)
 
     @classmethod
     def from_loaded(

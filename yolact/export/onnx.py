@@ -177,7 +177,10 @@ def parse_metadata(value: str) -> ExportedModelInfo:
 
 def read_onnx_info(path: str | Path) -> ExportedModelInfo:
     """Config, classes and (YOLACT++) the mask re-scoring network stored in a file from ``export_onnx``."""
-    session = _session(path, threads=1)
+    return _session_info(_session(path, threads=1), path)
+
+
+def _session_info(session: Any, path: str | Path) -> ExportedModelInfo:
     value = session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     if value is None:
         raise YolactError(f"{path}: not a model exported by `yolact export --format onnx` (no '{METADATA_KEY}' "
@@ -208,6 +211,11 @@ class OnnxNetwork:
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
         self.session = _session(path, threads)
+
+    @property
+    def info(self) -> ExportedModelInfo:
+        """What the file carries beside the network, read from the loaded session (not from disk again)."""
+        return _session_info(self.session, self.path)
 
     def __call__(self, images: Tensor) -> YolactOutput:
         outputs = self.session.run(list(OUTPUT_NAMES), {INPUT_NAME: images.detach().cpu().contiguous().numpy()})

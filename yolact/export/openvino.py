@@ -124,7 +124,10 @@ def read_openvino_info(path: str | Path) -> ExportedModelInfo:
     path = Path(path)
     if path.suffix.lower() == ".onnx":
         return read_onnx_info(path)
-    model = _read_model(path)
+    return _model_info(_read_model(path), path)
+
+
+def _model_info(model: Any, path: Path) -> ExportedModelInfo:
     if not model.has_rt_info([METADATA_KEY]):
         raise YolactError(f"{path}: not a model exported by yolact (no '{METADATA_KEY}' metadata); export it with "
                           "`yolact export --format openvino`")
@@ -146,13 +149,21 @@ class OpenVinoNetwork:
             raise ValueError(f"precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
         ov = _openvino()
         self.path = Path(path)
-        model = _read_model(self.path)
+        self.model = model = _read_model(self.path)
         properties: dict[str, Any] = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision]}
         if threads:
             properties["INFERENCE_NUM_THREADS"] = threads
         self.compiled = ov.Core().compile_model(model, "CPU", properties)
         self.request = self.compiled.create_infer_request()
         self.outputs = [self.compiled.output(name) for name in OUTPUT_NAMES]
+
+    @property
+    def info(self) -> ExportedModelInfo:
+        """What the file carries beside the network: from the IR already read (its runtime info); an ONNX file
+        read by OpenVINO does not expose its metadata, so that one is read with ONNX Runtime."""
+        if self.path.suffix.lower() == ".onnx":
+            return read_onnx_info(self.path)
+        return _model_info(self.model, self.path)
 
     def __call__(self, images: Tensor) -> YolactOutput:
         results = self.request.infer({0: images.detach().cpu().contiguous().numpy()})

@@ -81,10 +81,14 @@ def quantize_onnx(fp32_path: str | Path, output: str | Path, calibration: str | 
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from yolact.export.onnx import read_onnx_metadata
+    from yolact.export.onnx import parse_metadata
 
     fp32_path, output = Path(fp32_path), Path(output)
-    config, _, _ = read_onnx_metadata(fp32_path)
+    source = onnx.load(str(fp32_path), load_external_data=False)
+    value = next((p.value for p in source.metadata_props if p.key == METADATA_KEY), None)
+    if value is None:
+        raise YolactError(f"{fp32_path}: not a model exported by `yolact export --format onnx`; export it first")
+    config = parse_metadata(value).config
     paths = calibration_images(calibration, limit) if isinstance(calibration, (str, Path)) else list(calibration)
     if not paths:
         raise YolactError("no calibration images; give a folder of images like those you will run on")
@@ -100,8 +104,7 @@ def quantize_onnx(fp32_path: str | Path, output: str | Path, calibration: str | 
         if len(reader.skipped) == len(paths):
             raise YolactError(f"none of the {len(paths)} calibration images could be read ({reader.skipped[0]})")
         proto = onnx.load(str(raw))
-    source = onnx.load(str(fp32_path), load_external_data=False)
-    metadata = json.loads(next(p.value for p in source.metadata_props if p.key == METADATA_KEY))
+    metadata = json.loads(value)
     metadata["quantization"] = {"method": "onnxruntime static QDQ, uint8 activations, per-channel int8 weights, "
                                 "min-max calibration", "calibration_images": len(paths) - len(reader.skipped)}
     del proto.metadata_props[:]

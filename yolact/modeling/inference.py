@@ -27,7 +27,10 @@ class _Tracer(fx.Tracer):
 def fold_batchnorm(module: nn.Module) -> nn.Module:
     """A copy of ``module`` (traceable by torch.fx, in eval mode) with each BatchNorm that follows a convolution
     folded into it. The original is left as it is. (A BatchNorm after a deformable conv stays as it is.)"""
-    module = copy.deepcopy(module).eval()
+    return _fold(copy.deepcopy(module).eval())
+
+
+def _fold(module: nn.Module) -> nn.Module:
     traced = fx.GraphModule(module, _Tracer().trace(module))
     return fuse(traced, inplace=True, no_trace=True)
 
@@ -36,7 +39,7 @@ def optimize_for_inference(model: Yolact, channels_last: bool = True) -> Yolact:
     """A copy of ``model`` for inference: eval mode, the backbone's BatchNorms folded, optionally channels-last.
     Feed it channels-last inputs (``x.contiguous(memory_format=torch.channels_last)``) for the full benefit."""
     optimized = copy.deepcopy(model).eval()
-    optimized.backbone = fold_batchnorm(optimized.backbone)
+    optimized.backbone = _fold(optimized.backbone)  # already a copy
     if channels_last:
         optimized = optimized.to(memory_format=torch.channels_last)
     return optimized
