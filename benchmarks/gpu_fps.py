@@ -1,5 +1,6 @@
 """GPU frames per second of a preset (default yolact_base, the paper's 33.5 fps model) at batch 1 and 8, in fp32
-and fp16, end to end (image in, full-resolution masks out) and for the network alone.
+and fp16: end to end (image in, full-resolution masks out on the host), the network alone and post-processing
+alone (network output in, the same predictions out), with and without CUDA graph replay of the network.
 
     python benchmarks/gpu_fps.py --device cuda --config yolact_base
     python benchmarks/gpu_fps.py --weights yolact_base_54_800000.pth --batch-sizes 1 8 16
@@ -14,6 +15,7 @@ with torch.cuda.synchronize around each. A script that prints figures, not a tes
 from __future__ import annotations
 
 import argparse
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ import torch
 import yolact
 from yolact.data.images import read_image
 from yolact.engine.benchmark import calibrate_class_layer, describe_device, median_seconds
+from yolact.modeling.deform import ModulatedDeformConv2d
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -33,6 +36,8 @@ def main() -> None:
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--precisions", nargs="+", choices=("fp32", "fp16", "bf16"), default=["fp32", "fp16"])
+    parser.add_argument("--cuda-graph", nargs="+", choices=("on", "off"), default=["on", "off"],
+                        help="replay the network as a CUDA graph (the predictor's default on CUDA) or launch eagerly")
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--image", type=Path, default=SHARED / "data" / "coco128-seg" / "images" / "000000000009.jpg")
@@ -52,23 +57,32 @@ def main() -> None:
         plain = yolact.Predictor(model, config, device=device, optimize=False)
         calibrate_class_layer(model, plain.prepare([image]))
     print(f"{config.name} at {config.max_size} on {describe_device(device)}, torch {torch.__version__}; "
-          f"medians of {args.runs} runs after {args.warmup}\n")
-    print("| precision | batch | network ms | network images/s | end to end ms | end to end images/s | dets/img |")
-    print("|---|---|---|---|---|---|---|")
-    for precision in args.precisions:
+          f"medians of {args.runs} runs after {args.warmup}; TF32 convolutions "
+          f"{'on' if torch.backends.cudnn.allow_tf32 else 'off'} (PyTorch's default for fp32)\n")
+    print("| precision | CUDA graph | batch | network ms | network images/s | post-processing ms | end to end ms "
+          "| end to end images/s | dets/img |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    deformable = any(isinstance(m, ModulatedDeformConv2d) for m in model.modules())
+    for precision, graph in itertools.product(args.precisions, args.cuda_graph):
+        if graph == "on" and deformable:
+            print(f"| {precision} | on | - | {config.name}'s deformable convs cannot be captured (see Predictor) |")
+            continue
         predictor = yolact.Predictor(model, config, device=device, score_threshold=0.0, top_k=100,
-                                     precision=precision)
+                                     precision=precision, cuda_graph=graph == "on")
         for batch_size in args.batch_sizes:
             images = [image] * batch_size
             batch = predictor.prepare(images)
             with torch.inference_mode():
                 network = median_seconds(lambda p=predictor, b=batch: p.run_network(b), args.runs, args.warmup,
                                          device)
+                output = predictor.run_network(batch)
+                post = median_seconds(lambda p=predictor, o=output, i=images: p.postprocess(o, i), args.runs,
+                                      args.warmup, device)
                 e2e = median_seconds(lambda p=predictor, i=images: p.predict_arrays(i), args.runs, args.warmup,
                                      device)
                 dets = np.mean([len(p) for p in predictor.predict_arrays(images)])
-            print(f"| {precision} | {batch_size} | {1e3 * network:.1f} | {batch_size / network:.0f} | "
-                  f"{1e3 * e2e:.1f} | {batch_size / e2e:.0f} | {dets:.0f} |")
+            print(f"| {precision} | {graph} | {batch_size} | {1e3 * network:.1f} | {batch_size / network:.0f} | "
+                  f"{1e3 * post:.1f} | {1e3 * e2e:.1f} | {batch_size / e2e:.0f} | {dets:.0f} |")
 
 
 if __name__ == "__main__":

@@ -96,3 +96,27 @@ def test_expected_detections_differ_from_a_wrong_model(vector: Path, make_offici
         capture_output=True, text=True,
     )
     assert compare.returncode == 1 and "MISMATCH" in compare.stdout
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("cuda_graph", [False, None])
+def test_cuda_fast_path_gives_expected_detections(vector: Path, checkpoint_path: Path, tmp_path: Path,
+                                                  shared_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  cuda_graph: bool | None) -> None:
+    # fp32 as the authors' GPUs computed it: PyTorch's default TF32 convolutions round inputs to 10-bit mantissas.
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+    config = read_case(vector)["config"]
+    predictor = Predictor.from_checkpoint(checkpoint_path, config, device="cuda", score_threshold=0.0, top_k=100,
+                                          cuda_graph=cuda_graph)
+    # The default replays a CUDA graph, except for YOLACT++ (torchvision's deformable conv cannot be captured).
+    replayed = cuda_graph is None and not config.startswith("yolact_plus")
+    assert (predictor.cuda_graph is not None) == replayed
+    out = tmp_path / "dets.json"
+    out.write_text(json.dumps(predictor(vector / "image.png").to_coco(0)))
+    compare = subprocess.run(
+        [sys.executable, str(shared_dir / "spec" / "compare_dets.py"), str(vector / "expected.json"), str(out)],
+        capture_output=True, text=True,
+    )
+    assert compare.returncode == 0, compare.stdout

@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--compile", action="store_true",
                          help="pytorch backend: run the network through torch.compile (faster after a compilation "
                          "of tens of seconds; worth it for folders and videos)")
+    predict.add_argument("--no-cuda-graph", action="store_true",
+                         help="pytorch backend on CUDA: launch the network's kernels one by one instead of replaying "
+                         "them as a CUDA graph (the default, except for YOLACT++)")
     predict.add_argument("--backend", choices=BACKENDS, default="pytorch",
                          help="pytorch (default) runs a .pth checkpoint; onnxruntime runs a model.onnx and openvino a "
                          "model.xml (or .onnx) written by `yolact export` (CPU)")
@@ -254,8 +257,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.backend in ("onnxruntime", "openvino"):
         if args.device not in ("auto", "cpu"):
             raise ValueError(f"--backend {args.backend} runs on the CPU; leave --device out")
-        if args.compile:
-            raise ValueError(f"--compile applies to the pytorch backend; {args.backend} compiles the model itself")
+        if args.compile or args.no_cuda_graph:
+            flag = "--compile" if args.compile else "--no-cuda-graph"
+            raise ValueError(f"{flag} applies to the pytorch backend; {args.backend} runs the model its own way")
         if args.backend == "onnxruntime":
             if args.precision != "fp32":
                 raise ValueError("--backend onnxruntime runs the exported precision; leave --precision out")
@@ -278,7 +282,8 @@ def run_predict(args: argparse.Namespace) -> int:
             post = dataclasses.replace(checkpoint.config.postprocess, nms=args.nms)
             checkpoint.config = dataclasses.replace(checkpoint.config, postprocess=post)
         predictor = Predictor.from_loaded(checkpoint, args.weights, args.device, args.score_threshold, args.top_k,
-                                          precision=args.precision, compile=args.compile)
+                                          precision=args.precision, compile=args.compile,
+                                          cuda_graph=False if args.no_cuda_graph else None)
     if video:
         output = args.output
         if output is not None and not video_output:

@@ -223,8 +223,26 @@ def test_two_cpu_processes_under_torchrun_stay_in_sync(synthetic: Path, tmp_path
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((tmp_path / "ddp.json").read_text())
-    assert report["world_size"] == 2
+    assert report["world_size"] == 2 and report["backend"] == "gloo"
     assert report["max_difference"] == 0.0 and report["moved"] > 0
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_torchrun_trains_with_nccl_on_cuda(synthetic: Path, tmp_path: Path) -> None:
+    # One process per GPU: with one GPU this is a group of one, which still runs NCCL and DistributedDataParallel
+    # (two NCCL ranks cannot share a GPU; two-process synchronisation is tested above with gloo).
+    worker = Path(__file__).with_name("ddp_worker.py")
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(torch.cuda.device_count()),
+         "--master_port", "29533", str(worker), str(synthetic), str(tmp_path), "cuda"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads((tmp_path / "ddp.json").read_text())
+    assert report["backend"] == "nccl" and report["wrapped"] == "DistributedDataParallel"
+    assert report["max_difference"] == 0.0 and report["moved"] > 0
+    assert (tmp_path / "last.pth").is_file()
 
 
 def test_fine_tune_official_checkpoint_onto_three_classes(make_official_checkpoint, synthetic: Path,

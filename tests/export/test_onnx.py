@@ -69,6 +69,9 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path: Path, resnet50_onnx: Path,
     assert "exported from yolact_resnet50, not yolact_base" in capsys.readouterr().err
     assert main(["predict", str(IMAGES[0]), "--weights", str(resnet50_onnx)]) != 0
     assert "an exported model; run it with --backend onnxruntime or openvino" in capsys.readouterr().err
+    assert main(["predict", str(IMAGES[0]), "--backend", "onnxruntime", "--weights", str(resnet50_onnx),
+                 "--no-cuda-graph"]) != 0
+    assert "--no-cuda-graph applies to the pytorch backend" in capsys.readouterr().err
 
 
 def test_yolact_plus_exports_with_deform_conv_and_rescores_like_pytorch(make_official_checkpoint,

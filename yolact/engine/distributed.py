@@ -11,11 +11,12 @@ from torch.nn.parallel import DistributedDataParallel
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
 def init(device: str | torch.device = "auto") -> None:
-    """Join the process group torchrun describes: NCCL on GPUs, gloo on CPUs. Does nothing for one process."""
+    """Join the process group torchrun describes: NCCL on GPUs, gloo on CPUs. Does nothing outside torchrun.
+    Under torchrun a single process joins a group of one too, so that the NCCL path runs on a one-GPU machine."""
     if not launched_by_torchrun() or dist.is_initialized():
         return
     backend = "nccl" if training_device(device).type == "cuda" else "gloo"
@@ -41,7 +42,7 @@ def training_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:
-    if world_size() == 1:
+    if not dist.is_initialized():
         return model
     ids = [device.index] if device.type == "cuda" else None
     # A batch may leave parameters without gradient (no positives in it: no mask loss through the coefficients),

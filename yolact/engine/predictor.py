@@ -13,9 +13,11 @@ from yolact.config import YolactConfig
 from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.data.images import as_bgr_uint8, read_image
 from yolact.data.transforms import image_to_tensor, normalize_image
+from yolact.engine.cuda_graph import CudaGraphNetwork
 from yolact.engine.postprocess import Postprocessor, finalize_detections
 from yolact.engine.results import Prediction
 from yolact.modeling import Yolact, YolactOutput, build_yolact
+from yolact.modeling.deform import ModulatedDeformConv2d
 from yolact.modeling.inference import optimize_for_inference
 
 ImageInput = np.ndarray | str | Path
@@ -31,6 +33,19 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available here; use --device cpu")
     return resolved
+
+
+def to_numpy(tensors: Sequence[torch.Tensor]) -> list[np.ndarray]:
+    """Tensors -> numpy arrays. From CUDA, every copy goes into pinned (page-locked) host memory and is queued
+    before one wait: full-resolution masks are tens of MB per image, and pageable copies move them several times
+    slower."""
+    if not tensors or tensors[0].device.type != "cuda":
+        return [tensor.cpu().numpy() for tensor in tensors]
+    host = [torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True) for tensor in tensors]
+    for target, tensor in zip(host, tensors, strict=True):
+        target.copy_(tensor, non_blocking=True)
+    torch.cuda.current_stream(tensors[0].device).synchronize()
+    return [target.numpy() for target in host]
 
 
 class Predictor:
@@ -51,6 +66,7 @@ class Predictor:
         precision: str = "fp32",
         mask_iou: Callable[[torch.Tensor], torch.Tensor] | None = None,
         compile: bool = False,
+        cuda_graph: bool | None = None,
     ) -> None:
         self.device = resolve_device(device)
         if precision not in INFERENCE_PRECISIONS:
@@ -81,6 +97,19 @@ class Predictor:
             # compilation of tens of seconds on the first call of each batch size.
             options = {"freezing": True} if self.device.type == "cpu" else {}
             self.network = torch.compile(self.network, options=options)
+        # On CUDA the network is replayed as a CUDA graph (the same kernels, launched at once): at batch 1 launching
+        # hundreds of kernels one by one from Python costs more time than running them. None: on for PyTorch
+        # networks on CUDA that are not compiled and have no deformable convs: torchvision's deform_conv2d launches
+        # its CUDA kernel on the legacy default stream, not the current one, so a capture silently leaves it out.
+        deformable = self.model is not None and any(isinstance(m, ModulatedDeformConv2d) for m in self.model.modules())
+        if cuda_graph is None:
+            cuda_graph = self.device.type == "cuda" and network is None and not compile and not deformable
+        if cuda_graph and (self.device.type != "cuda" or network is not None or compile):
+            raise ValueError("cuda_graph needs a PyTorch network on a CUDA device, not compiled")
+        if cuda_graph and deformable:
+            raise ValueError(f"{config.name} has deformable convs, whose torchvision CUDA kernel cannot be captured "
+                             "in a CUDA graph; leave cuda_graph off")
+        self.cuda_graph = CudaGraphNetwork(self._run_network_eagerly) if cuda_graph else None
         self.config = config
         self.class_names = list(class_names)
         self.category_ids = np.asarray(category_ids, dtype=np.int64)
@@ -106,10 +135,12 @@ class Predictor:
         optimize: bool = True,
         precision: str = "fp32",
         compile: bool = False,
+        cuda_graph: bool | None = None,
     ) -> Predictor:
         """Load an official or our own checkpoint (the config from ``config``, the checkpoint or its file name)."""
         checkpoint = load_checkpoint(weights, config)
-        return cls.from_loaded(checkpoint, weights, device, score_threshold, top_k, optimize, precision, compile)
+        return cls.from_loaded(checkpoint, weights, device, score_threshold, top_k, optimize, precision, compile,
+                               cuda_graph)
 
     @classmethod
     def from_onnx(cls, path: str | Path, score_threshold: float = 0.15, top_k: int = 100,
@@ -146,11 +177,12 @@ class Predictor:
         optimize: bool = True,
         precision: str = "fp32",
         compile: bool = False,
+        cuda_graph: bool | None = None,
     ) -> Predictor:
         model = build_yolact(checkpoint.config)
         load_model_weights(model, checkpoint, path)
         return cls(model, checkpoint.config, checkpoint.class_names, checkpoint.category_ids, device,
-                   score_threshold, top_k, optimize, precision=precision, compile=compile)
+                   score_threshold, top_k, optimize, precision=precision, compile=compile, cuda_graph=cuda_graph)
 
     def __call__(self, images: ImageInput | Sequence[ImageInput], batch_size: int = 1
                  ) -> Prediction | list[Prediction]:
@@ -172,31 +204,45 @@ class Predictor:
     def predict_arrays(self, images_bgr: Sequence[np.ndarray], sources: Sequence[str | None] | None = None
                        ) -> list[Prediction]:
         """BGR uint8 images [H, W, 3] -> predictions, in one network call."""
-        batch = self.prepare(images_bgr)
-        detections = self.postprocessor(self.run_network(batch))
+        return self.postprocess(self.run_network(self.prepare(images_bgr)), images_bgr, sources)
+
+    @torch.inference_mode()
+    def postprocess(self, output: YolactOutput, images_bgr: Sequence[np.ndarray],
+                    sources: Sequence[str | None] | None = None) -> list[Prediction]:
+        """The network's output for ``images_bgr`` -> predictions at each image's size, on the host."""
+        detections = self.postprocessor(output)
         sources = sources or [None] * len(images_bgr)
-        predictions = []
-        for image, dets, source in zip(images_bgr, detections, sources, strict=True):
+        finals = []
+        for image, dets in zip(images_bgr, detections, strict=True):
             height, width = image.shape[:2]
-            final = finalize_detections(dets, width, height, self.score_threshold, self.top_k, self.mask_iou)
-            class_ids = final.class_ids.cpu().numpy()
+            finals.append(finalize_detections(dets, width, height, self.score_threshold, self.top_k, self.mask_iou))
+        fields = [(f.boxes_xyxy, f.scores.float(), f.class_ids, f.masks, f.box_scores.float()) for f in finals]
+        host = to_numpy([tensor for group in fields for tensor in group])
+        predictions = []
+        for index, (image, source) in enumerate(zip(images_bgr, sources, strict=True)):
+            boxes, scores, class_ids, masks, box_scores = host[5 * index : 5 * index + 5]
             predictions.append(
                 Prediction(
-                    boxes_xyxy=final.boxes_xyxy.cpu().numpy(),
-                    scores=final.scores.float().cpu().numpy(),
+                    boxes_xyxy=boxes,
+                    scores=scores,
                     class_ids=class_ids,
                     class_names=[self.class_names[i] for i in class_ids],
                     category_ids=self.category_ids[class_ids],
-                    masks=final.masks.cpu().numpy(),
-                    image_size=(height, width),
+                    masks=masks,
+                    image_size=image.shape[:2],
                     source=source,
-                    box_scores=final.box_scores.float().cpu().numpy() if self.mask_iou is not None else None,
+                    box_scores=box_scores if self.mask_iou is not None else None,
                 )
             )
         return predictions
 
     def run_network(self, batch: torch.Tensor) -> YolactOutput:
         """The network on a prepared batch, at the predictor's precision; outputs in fp32."""
+        if self.cuda_graph is not None:
+            return self.cuda_graph(batch)
+        return self._run_network_eagerly(batch)
+
+    def _run_network_eagerly(self, batch: torch.Tensor) -> YolactOutput:
         if self.precision == "fp32":
             return self.network(batch)
         dtype = torch.float16 if self.precision == "fp16" else torch.bfloat16
@@ -228,8 +274,11 @@ def load(
     optimize: bool = True,
     precision: str = "fp32",
     compile: bool = False,
+    cuda_graph: bool | None = None,
 ) -> Predictor:
     """Load a model from an official or our own checkpoint, ready to run: ``yolact.load("w.pth")(image)``.
     ``optimize=False`` runs the plain network (no BatchNorm folding, no channels-last); ``precision`` "fp16"
-    (CUDA) or "bf16" runs it in half precision; ``compile`` runs it through ``torch.compile``."""
-    return Predictor.from_checkpoint(weights, config, device, score_threshold, top_k, optimize, precision, compile)
+    (CUDA) or "bf16" runs it in half precision; ``compile`` runs it through ``torch.compile``; ``cuda_graph``
+    (default: on CUDA) replays the network as a CUDA graph."""
+    return Predictor.from_checkpoint(weights, config, device, score_threshold, top_k, optimize, precision, compile,
+                                     cuda_graph)
