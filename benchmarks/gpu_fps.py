@@ -24,7 +24,6 @@ import torch
 import yolact
 from yolact.data.images import read_image
 from yolact.engine.benchmark import calibrate_class_layer, describe_device, median_seconds
-from yolact.modeling.deform import ModulatedDeformConv2d
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -62,9 +61,8 @@ def main() -> None:
     print("| precision | CUDA graph | batch | network ms | network images/s | post-processing ms | end to end ms "
           "| end to end images/s | dets/img |")
     print("|---|---|---|---|---|---|---|---|---|")
-    deformable = any(isinstance(m, ModulatedDeformConv2d) for m in model.modules())
     for precision, graph in itertools.product(args.precisions, args.cuda_graph):
-        if graph == "on" and deformable:
+        if graph == "on" and any(config.backbone.dcn_layers):
             print(f"| {precision} | on | - | {config.name}'s deformable convs cannot be captured (see Predictor) |")
             continue
         predictor = yolact.Predictor(model, config, device=device, score_threshold=0.0, top_k=100,

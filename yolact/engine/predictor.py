@@ -17,7 +17,6 @@ from yolact.engine.cuda_graph import CudaGraphNetwork
 from yolact.engine.postprocess import Postprocessor, finalize_detections
 from yolact.engine.results import Prediction
 from yolact.modeling import Yolact, YolactOutput, build_yolact
-from yolact.modeling.deform import ModulatedDeformConv2d
 from yolact.modeling.inference import optimize_for_inference
 
 ImageInput = np.ndarray | str | Path
@@ -37,8 +36,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 def to_numpy(tensors: Sequence[torch.Tensor]) -> list[np.ndarray]:
     """Tensors -> numpy arrays. From CUDA, every copy goes into pinned (page-locked) host memory and is queued
-    before one wait: full-resolution masks are tens of MB per image, and pageable copies move them several times
-    slower."""
+    before one wait: full-resolution masks are tens of MB per image, and a copy to pageable memory is staged by the
+    driver and blocks the host."""
     if not tensors or tensors[0].device.type != "cuda":
         return [tensor.cpu().numpy() for tensor in tensors]
     host = [torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True) for tensor in tensors]
@@ -101,10 +100,11 @@ class Predictor:
         # hundreds of kernels one by one from Python costs more time than running them. None: on for PyTorch
         # networks on CUDA that are not compiled and have no deformable convs: torchvision's deform_conv2d launches
         # its CUDA kernel on the legacy default stream, not the current one, so a capture silently leaves it out.
-        deformable = self.model is not None and any(isinstance(m, ModulatedDeformConv2d) for m in self.model.modules())
+        capturable = self.device.type == "cuda" and network is None and not compile
+        deformable = any(config.backbone.dcn_layers)
         if cuda_graph is None:
-            cuda_graph = self.device.type == "cuda" and network is None and not compile and not deformable
-        if cuda_graph and (self.device.type != "cuda" or network is not None or compile):
+            cuda_graph = capturable and not deformable
+        elif cuda_graph and not capturable:
             raise ValueError("cuda_graph needs a PyTorch network on a CUDA device, not compiled")
         if cuda_graph and deformable:
             raise ValueError(f"{config.name} has deformable convs, whose torchvision CUDA kernel cannot be captured "
