@@ -16,7 +16,7 @@ import yolact
 from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.engine.benchmark import calibrate_class_layer
 from yolact.engine.evaluator import evaluate_agreement
-from yolact.engine.results import Prediction
+from yolact.engine.results import Prediction, mask_bounds
 
 SCORE_THRESHOLD = 0.15
 TOP_K = 20
@@ -118,6 +118,16 @@ def test_masks_lie_within_their_boxes(result_a: Prediction) -> None:
         assert ys.min() >= y1 - margin and ys.max() <= y2 + margin
         checked += 1
     assert checked > 0
+
+
+def test_mask_bounds_hold_every_mask_pixel(result_a: Prediction) -> None:
+    """The predictor's mask bounds (what encoding and drawing read) contain each mask's True pixels."""
+    bounds = result_a.mask_bounds_xyxy
+    assert bounds is not None and bounds.shape == (len(result_a), 4)
+    tight = mask_bounds(result_a.masks)
+    filled = result_a.masks.any(axis=(1, 2))
+    assert filled.any()
+    assert (bounds[filled, :2] <= tight[filled, :2]).all() and (bounds[filled, 2:] >= tight[filled, 2:]).all()
 
 
 def test_array_and_path_give_the_same_result(predictor: yolact.Predictor, image_a: np.ndarray,

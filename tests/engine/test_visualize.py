@@ -123,3 +123,19 @@ def test_overlapping_masks_blend_as_the_first_owner_wins() -> None:
     blend = image[covered].astype(np.float32) * (1.0 - 0.45) + palette * 0.45  # in float32, as drawn
     expected[covered] = np.clip(np.rint(blend), 0, 255).astype(np.uint8)
     np.testing.assert_array_equal(out, expected)
+
+
+def test_mask_bounds_give_the_same_drawing_and_are_checked() -> None:
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (60, 80, 3), dtype=np.uint8)
+    masks = np.zeros((3, 60, 80), bool)
+    masks[0, 10:30, 5:40] = rng.random((20, 35)) > 0.2
+    masks[1, 20:59, 30:79] = True
+    masks[2, 0:5, 0:80] = True
+    boxes, scores, ids = np.array([[5, 10, 40, 30], [30, 20, 79, 59], [0, 0, 80, 5]]), np.ones(3), np.zeros(3, int)
+    bounds = np.array([[3, 8, 42, 33], [30, 20, 79, 59], [-4, -4, 90, 70]])  # loose, tight, past the edges
+    plain = draw_instances(image, boxes, scores, ids, ["a"], masks)
+    np.testing.assert_array_equal(draw_instances(image, boxes, scores, ids, ["a"], masks, mask_bounds_xyxy=bounds),
+                                  plain)
+    with pytest.raises(ValueError, match=r"mask_bounds_xyxy must have shape \[3, 4\]"):
+        draw_instances(image, boxes, scores, ids, ["a"], masks, mask_bounds_xyxy=bounds[:2])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from yolact.ops import assemble_masks, crop_masks, paste_masks
+from yolact.ops import assemble_masks, crop_masks, paste_bounds, paste_masks
 
 # --------------------------------------------------------------------------------------------------- assemble
 
@@ -237,3 +237,23 @@ def test_paste_masks_auto_shrinking_and_unknown_method() -> None:
         paste_masks(masks, 40, 70, method="fast")
     with pytest.raises(ValueError, match="threshold >= 0"):
         paste_masks(masks, 80, 80, threshold=-1.0, method="region")
+
+
+@pytest.mark.parametrize(("size", "height", "width"), [(138, 480, 640), (69, 100, 37), (35, 35, 35)])
+def test_paste_bounds_hold_every_non_zero_pixel_of_the_resize(size: int, height: int, width: int) -> None:
+    masks = cropped_soft_masks(torch.Generator().manual_seed(size), 12, size)
+    masks[5] = 0.0
+    full = torch.nn.functional.interpolate(masks[None], (height, width), mode="bilinear", align_corners=False)[0]
+    bounds = paste_bounds(masks, height, width)
+    assert bounds.dtype == torch.int64 and bounds.shape == (12, 4)
+    assert bounds[5].tolist() == [0, 0, 0, 0]
+    for mask, (x1, y1, x2, y2) in zip(full, bounds.tolist(), strict=True):
+        ys, xs = torch.nonzero(mask > 0, as_tuple=True)
+        if len(xs) == 0:
+            continue
+        # Every non-zero pixel inside; the box at most one pixel wider on a side (a tap of weight exactly 0).
+        assert x1 <= xs.min() and xs.max() < x2 and y1 <= ys.min() and ys.max() < y2
+        assert xs.min() - x1 <= 1 and x2 - 1 - xs.max() <= 1 and ys.min() - y1 <= 1 and y2 - 1 - ys.max() <= 1
+    region = paste_masks(masks, height, width, method="region", bounds_xyxy=bounds)
+    assert torch.equal(region, full > 0.5)
+    assert paste_bounds(torch.zeros(0, size, size), height, width).shape == (0, 4)

@@ -20,6 +20,7 @@ from yolact.ops import (
     cross_class_fast_nms,
     decode_boxes,
     fast_nms,
+    paste_bounds,
     paste_masks,
     scale_boxes_to_image,
     traditional_nms,
@@ -54,6 +55,7 @@ class ImageDetections:
     scores: Tensor  # [N] the detection's score: the class score, re-scored by its mask for YOLACT++
     masks: Tensor  # [N, H, W] bool
     box_scores: Tensor  # [N] the class score (what box AP ranks by; equal to scores without re-scoring)
+    mask_bounds_xyxy: Tensor  # [N, 4] int64, ends exclusive: every True pixel of mask i lies inside box i
 
 
 class Postprocessor:
@@ -125,7 +127,9 @@ def finalize_detections(
         order = order[:top_k]
     detections = detections.select(order)
     scores, box_scores = scores[order], box_scores[order]
-    masks = paste_masks(detections.soft_masks() if soft_masks is None else soft_masks[order], height, width)
+    soft_masks = detections.soft_masks() if soft_masks is None else soft_masks[order]
+    mask_bounds = paste_bounds(soft_masks, height, width)
+    masks = paste_masks(soft_masks, height, width, bounds_xyxy=mask_bounds)
     boxes = scale_boxes_to_image(detections.boxes_xyxy, width, height)
-    return ImageDetections(boxes, detections.class_ids, scores, masks, box_scores)
+    return ImageDetections(boxes, detections.class_ids, scores, masks, box_scores, mask_bounds)
 

@@ -69,7 +69,7 @@ def predict_files(
         if output_dir is not None:
             overlay = draw_instances(
                 image, prediction.boxes_xyxy, prediction.scores, prediction.class_ids, predictor.class_names,
-                prediction.masks,
+                prediction.masks, mask_bounds_xyxy=prediction.mask_bounds_xyxy,
             )
             out = output_dir / path.name
             if not cv2.imwrite(str(out), overlay):

@@ -216,11 +216,12 @@ class Predictor:
         for image, dets in zip(images_bgr, detections, strict=True):
             height, width = image.shape[:2]
             finals.append(finalize_detections(dets, width, height, self.score_threshold, self.top_k, self.mask_iou))
-        fields = [(f.boxes_xyxy, f.scores.float(), f.class_ids, f.masks, f.box_scores.float()) for f in finals]
+        fields = [(f.boxes_xyxy, f.scores.float(), f.class_ids, f.masks, f.box_scores.float(), f.mask_bounds_xyxy)
+                  for f in finals]
         host = to_numpy([tensor for group in fields for tensor in group])
         predictions = []
         for index, (image, source) in enumerate(zip(images_bgr, sources, strict=True)):
-            boxes, scores, class_ids, masks, box_scores = host[5 * index : 5 * index + 5]
+            boxes, scores, class_ids, masks, box_scores, mask_bounds = host[6 * index : 6 * index + 6]
             predictions.append(
                 Prediction(
                     boxes_xyxy=boxes,
@@ -232,6 +233,7 @@ class Predictor:
                     image_size=image.shape[:2],
                     source=source,
                     box_scores=box_scores if self.mask_iou is not None else None,
+                    mask_bounds_xyxy=mask_bounds,
                 )
             )
         return predictions

@@ -27,6 +27,9 @@ class Prediction:
     # YOLACT++: the class scores, where ``scores`` are re-scored by the masks' predicted IoU (box AP ranks by
     # these, mask AP by ``scores``, as the authors evaluate). None where the two are the same.
     box_scores: np.ndarray | None = None
+    # [N, 4] int64 (x1, y1, x2, y2; ends exclusive): every True pixel of mask i lies inside box i, so encoding and
+    # drawing read each mask only there. None: found by scanning the masks when needed.
+    mask_bounds_xyxy: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -41,7 +44,7 @@ class Prediction:
     def to_coco(self, image_id: int) -> list[dict[str, Any]]:
         """COCO results records: image_id, category_id, bbox [x, y, w, h], score, segmentation (compressed RLE,
         counts as ASCII) and the extra contiguous class_index."""
-        rles = encode_masks(self.masks)
+        rles = encode_masks(self.masks, self.mask_bounds_xyxy)
         records = []
         for i in range(len(self)):
             x1, y1, x2, y2 = (int(v) for v in self.boxes_xyxy[i])
@@ -60,39 +63,78 @@ class Prediction:
         return records
 
 
-def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
+def mask_bounds(masks: np.ndarray) -> np.ndarray:
+    """Boolean masks [N, H, W] -> the tightest boxes [N, 4] int64 (x1, y1, x2, y2; ends exclusive) around their
+    True pixels; (0, 0, 0, 0) for an empty mask."""
+    masks = np.asarray(masks, dtype=bool)
+    rows, columns = masks.any(axis=2), masks.any(axis=1)
+    bounds = np.stack(
+        (
+            columns.argmax(axis=1),
+            rows.argmax(axis=1),
+            masks.shape[2] - columns[:, ::-1].argmax(axis=1),
+            masks.shape[1] - rows[:, ::-1].argmax(axis=1),
+        ),
+        axis=1,
+    ).astype(np.int64)
+    bounds[~rows.any(axis=1)] = 0
+    return bounds
+
+
+def encode_masks(masks: np.ndarray, bounds_xyxy: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Boolean masks [N, H, W] -> compressed COCO RLEs ``{"size": [H, W], "counts": str}``, the strings
     pycocotools' ``encode`` gives.
 
-    COCO runs go down the columns. A mask's runs are counted only over the columns it touches, the empty columns
-    on either side added as one run each, and pycocotools compresses them: the same RLE as encoding the whole
-    image, several times faster for detections that cover a small part of it (video at 100 detections a frame).
+    ``bounds_xyxy`` [N, 4] (ends exclusive) holds each mask's True pixels (the predictor's
+    ``Prediction.mask_bounds_xyxy``; found by :func:`mask_bounds` when None). COCO runs go down the columns; the
+    runs are counted only inside the box, where a mask can change value, and pycocotools compresses them: the
+    same RLE as encoding the whole image, many times faster for detections that cover a small part of it (video
+    at 100 detections a frame).
     """
     masks = np.asarray(masks, dtype=bool)
     if len(masks) == 0:
         return []
     _, height, width = masks.shape
-    columns = masks.any(axis=1)  # [N, W]
+    bounds = mask_bounds(masks) if bounds_xyxy is None else np.asarray(bounds_xyxy)
     rles = []
-    for mask, used in zip(masks, columns, strict=True):
-        xs = np.flatnonzero(used)
-        if xs.size == 0:
-            runs = [height * width]
-        else:
-            x1, x2 = int(xs[0]), int(xs[-1]) + 1
-            flat = mask[:, x1:x2].T.ravel()  # column-major, as COCO counts
-            bounds = np.concatenate(([0], np.flatnonzero(flat[1:] != flat[:-1]) + 1, [flat.size]))
-            runs = ([0] if flat[0] else []) + np.diff(bounds).tolist()  # runs alternate, zeros first
-            runs[0] += x1 * height
-            trailing = (width - x2) * height
-            if trailing:
-                if len(runs) % 2:  # the last run is zeros: extend it
-                    runs[-1] += trailing
-                else:
-                    runs.append(trailing)
+    for mask, (x1, y1, x2, y2) in zip(masks, bounds.tolist(), strict=True):
+        x1, y1, x2, y2 = max(x1, 0), max(y1, 0), min(x2, width), min(y2, height)
+        runs = _column_runs(mask[y1:y2, x1:x2], x1, y1, height, width)
         rle = mask_utils.frPyObjects({"size": [height, width], "counts": runs}, height, width)
         rles.append({"size": [height, width], "counts": rle["counts"].decode("ascii")})
     return rles
+
+
+def _column_runs(window: np.ndarray, x1: int, y1: int, height: int, width: int) -> list[int]:
+    """COCO's alternating run lengths (zeros first) of a [height, width] mask that is False outside ``window``,
+    its rows y1.. and columns x1.. ."""
+    rows, columns = window.shape
+    total = height * width
+    if rows == 0 or columns == 0:
+        return [total]
+    # Column-major with a False pixel above and below each column: a run can then only start inside the window
+    # or just below it, and every start maps to its index in the whole image.
+    padded = np.zeros((columns, rows + 2), dtype=bool)
+    padded[:, 1:-1] = window.T
+    flat = padded.ravel()
+    starts = np.flatnonzero(flat[1:] != flat[:-1]) + 1
+    if starts.size == 0:
+        return [total]
+    column, row = np.divmod(starts, rows + 2)
+    positions = (x1 + column) * height + (y1 + row - 1)
+    # A window as tall as the image: a run that ends at the foot of one column and one that starts at the top of
+    # the next are one run (the two starts fall on the same pixel).
+    repeated = positions[1:] == positions[:-1]
+    if repeated.any():
+        drop = np.zeros(positions.size, dtype=bool)
+        drop[1:] |= repeated
+        drop[:-1] |= repeated
+        positions = positions[~drop]
+        if positions.size == 0:
+            return [total]
+    if positions[-1] == total:  # a run of ones ends at the image's last pixel: no zeros run follows
+        positions = positions[:-1]
+    return np.diff(positions, prepend=0, append=total).tolist()
 
 
 def image_ids_for(paths: Sequence[str | Path]) -> list[int]:

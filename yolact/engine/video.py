@@ -156,7 +156,8 @@ def predict_video(
                 if output is None and not show:
                     continue  # nothing shows the overlay: do not draw it
                 overlay = draw_instances(frame, prediction.boxes_xyxy, prediction.scores, prediction.class_ids,
-                                         predictor.class_names, prediction.masks)
+                                         predictor.class_names, prediction.masks,
+                                         mask_bounds_xyxy=prediction.mask_bounds_xyxy)
                 if output is not None:
                     if writer_state["writer"] is None:
                         writer_state["writer"] = _open_writer(output, frames.fps, frame.shape[1], frame.shape[0])

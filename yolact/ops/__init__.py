@@ -9,7 +9,7 @@ from yolact.ops.boxes import (
     scale_boxes_to_image,
     xyxy_to_cxcywh,
 )
-from yolact.ops.masks import assemble_masks, crop_masks, paste_masks
+from yolact.ops.masks import assemble_masks, crop_masks, paste_bounds, paste_masks
 from yolact.ops.nms import cross_class_fast_nms, fast_nms, traditional_nms
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "decode_boxes",
     "encode_boxes",
     "fast_nms",
+    "paste_bounds",
     "paste_masks",
     "sanitize_coordinates",
     "scale_boxes_to_image",

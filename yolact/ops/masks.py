@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -32,7 +33,8 @@ def crop_masks(masks: Tensor, boxes_xyxy: Tensor, padding: float = 1) -> Tensor:
     return masks * (inside_x & inside_y).to(masks.dtype)
 
 
-def paste_masks(masks: Tensor, height: int, width: int, threshold: float = 0.5, method: str = "auto") -> Tensor:
+def paste_masks(masks: Tensor, height: int, width: int, threshold: float = 0.5, method: str = "auto",
+                bounds_xyxy: Tensor | None = None) -> Tensor:
     """Soft masks [N, h, w] -> boolean masks [N, height, width]: bilinear resize (align_corners=False), then
     strictly above ``threshold``.
 
@@ -40,7 +42,8 @@ def paste_masks(masks: Tensor, height: int, width: int, threshold: float = 0.5, 
     output pixels whose bilinear taps reach a mask's non-zero support (the crop rectangle plus one prototype pixel
     of reach), with F.interpolate's own arithmetic, so the masks are the same bit for bit (outside that region the
     resize is exactly 0, never above a threshold >= 0). "auto" takes "region" on CPU when enlarging (the usual
-    case: prototypes are a quarter of the network input) and "full" otherwise.
+    case: prototypes are a quarter of the network input) and "full" otherwise. ``bounds_xyxy`` passes the
+    regions when :func:`paste_bounds` has already computed them.
     """
     if masks.shape[0] == 0:
         return torch.zeros((0, height, width), dtype=torch.bool, device=masks.device)
@@ -54,7 +57,9 @@ def paste_masks(masks: Tensor, height: int, width: int, threshold: float = 0.5, 
         raise ValueError(f"unknown paste method {method!r}; expected 'auto', 'full' or 'region'")
     if threshold < 0:
         raise ValueError(f"the region method needs threshold >= 0, got {threshold}")
-    return _paste_in_region(masks, height, width, threshold)
+    if bounds_xyxy is None:
+        bounds_xyxy = paste_bounds(masks, height, width)
+    return _paste_in_region(masks, height, width, threshold, bounds_xyxy)
 
 
 def _bilinear_taps(in_size: int, out_size: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -75,14 +80,22 @@ def _lerp(a: Tensor, b: Tensor, weight_a: Tensor, weight_b: Tensor) -> Tensor:
     return torch.addcmul(b * weight_b, a, weight_a)
 
 
-def _paste_in_region(masks: Tensor, height: int, width: int, threshold: float) -> Tensor:
+def paste_bounds(masks: Tensor, height: int, width: int) -> Tensor:
+    """Soft masks [N, h, w] -> int64 boxes [N, 4] (x1, y1, x2, y2; ends exclusive) of the output pixels whose
+    bilinear taps (``paste_masks``' resize to ``height`` x ``width``) reach each mask's non-zero support: outside
+    its box a pasted mask is exactly 0, so with any threshold >= 0 every True pixel lies inside it. An all-zero
+    mask gets (0, 0, 0, 0).
+
+    Downstream code (COCO RLE, drawing) then reads each mask only inside its box instead of scanning the whole
+    image: at 100 detections a 640x480 frame holds 30 MB of masks.
+    """
     num, mask_height, mask_width = masks.shape
-    y0, y1, wy0, wy1 = _bilinear_taps(mask_height, height, masks.device)
-    x0, x1, wx0, wx1 = _bilinear_taps(mask_width, width, masks.device)
+    if num == 0:
+        return torch.zeros((0, 4), dtype=torch.int64, device=masks.device)
+    y0, y1, _, _ = _bilinear_taps(mask_height, height, masks.device)
+    x0, x1, _, _ = _bilinear_taps(mask_width, width, masks.device)
     support = masks != 0
     rows, cols = support.any(dim=2), support.any(dim=1)
-    out = torch.zeros((num, height, width), dtype=torch.bool, device=masks.device)
-    occupied = rows.any(dim=1)
     # First and last non-zero row / column of each mask; output pixels whose taps reach them.
     first_row, last_row = rows.int().argmax(dim=1), mask_height - 1 - rows.flip(1).int().argmax(dim=1)
     first_col, last_col = cols.int().argmax(dim=1), mask_width - 1 - cols.flip(1).int().argmax(dim=1)
@@ -90,14 +103,29 @@ def _paste_in_region(masks: Tensor, height: int, width: int, threshold: float) -
     bottom = torch.searchsorted(y0, last_row, side="right")
     left = torch.searchsorted(x1, first_col, side="left")
     right = torch.searchsorted(x0, last_col, side="right")
-    bounds = torch.stack((top, bottom, left, right), dim=1).tolist()
-    for n, ((ys, ye, xs, xe), filled) in enumerate(zip(bounds, occupied.tolist(), strict=True)):
-        if not filled or ye <= ys or xe <= xs:
+    bounds = torch.stack((left, top, right, bottom), dim=1)
+    empty = ~rows.any(dim=1) | (bottom <= top) | (right <= left)
+    return bounds.masked_fill(empty[:, None], 0)
+
+
+def _paste_in_region(masks: Tensor, height: int, width: int, threshold: float, bounds_xyxy: Tensor) -> Tensor:
+    num, mask_height, mask_width = masks.shape
+    y0, y1, wy0, wy1 = _bilinear_taps(mask_height, height, masks.device)
+    x0, x1, wx0, wx1 = _bilinear_taps(mask_width, width, masks.device)
+    if masks.device.type == "cpu":
+        # calloc'd memory, zeroed by the OS page by page when first touched: only the pages under the regions are
+        # (torch.zeros would write all of it: 30 MB at 100 detections on a 640x480 image, several ms).
+        out = torch.from_numpy(np.zeros((num, height, width), dtype=bool))
+    else:
+        out = torch.zeros((num, height, width), dtype=torch.bool, device=masks.device)
+    for n, (xs, ys, xe, ye) in enumerate(bounds_xyxy.tolist()):
+        if ye <= ys or xe <= xs:
             continue
         mask = masks[n]
         cx0, cx1, cwx0, cwx1 = x0[xs:xe], x1[xs:xe], wx0[xs:xe], wx1[xs:xe]
-        top_rows, bottom_rows = mask[y0[ys:ye]], mask[y1[ys:ye]]
-        upper = _lerp(top_rows[:, cx0], top_rows[:, cx1], cwx0, cwx1)
-        lower = _lerp(bottom_rows[:, cx0], bottom_rows[:, cx1], cwx0, cwx1)
+        # index_select: the same gathers as advanced indexing at a fraction of its per-call overhead (100 masks).
+        top_rows, bottom_rows = mask.index_select(0, y0[ys:ye]), mask.index_select(0, y1[ys:ye])
+        upper = _lerp(top_rows.index_select(1, cx0), top_rows.index_select(1, cx1), cwx0, cwx1)
+        lower = _lerp(bottom_rows.index_select(1, cx0), bottom_rows.index_select(1, cx1), cwx0, cwx1)
         out[n, ys:ye, xs:xe] = _lerp(upper, lower, wy0[ys:ye, None], wy1[ys:ye, None]) > threshold
     return out
