@@ -68,6 +68,24 @@ def test_video_end_to_end_keeps_frames_size_and_fps(predictor: yolact.Predictor,
     assert sorted({r["image_id"] for r in records}) == list(range(1, FRAMES + 1))
 
 
+def test_drawing_in_the_writer_thread_gives_the_same_outputs(predictor: yolact.Predictor, clip: Path,
+                                                             tmp_path: Path) -> None:
+    """The GPU default (overlays and records made in the writer thread) and the CPU one (in the caller's) write
+    the same JSON and the same frames."""
+    outputs = {}
+    for in_writer in (False, True):
+        video, records = tmp_path / f"{in_writer}.avi", tmp_path / f"{in_writer}.json"
+        predict_video(predictor, clip, video, records, progress=False, draw_in_writer=in_writer)
+        capture = cv2.VideoCapture(str(video))
+        frames = []
+        while (read := capture.read())[0]:
+            frames.append(read[1])
+        outputs[in_writer] = json.loads(records.read_text()), frames
+    assert outputs[False][0] == outputs[True][0] and len(outputs[False][0]) == 5 * FRAMES
+    assert len(outputs[False][1]) == len(outputs[True][1]) == FRAMES
+    assert all(np.array_equal(a, b) for a, b in zip(outputs[False][1], outputs[True][1], strict=True))
+
+
 def test_batching_frames_gives_the_same_detections(predictor: yolact.Predictor, clip: Path, tmp_path: Path) -> None:
     runs = {}
     for batch_size in (1, 3):
