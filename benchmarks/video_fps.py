@@ -2,6 +2,7 @@
 memory: how much of the I/O the threaded pipeline hides.
 
     python benchmarks/video_fps.py --config yolact_resnet18 --batch 1 --frames 60
+    python benchmarks/video_fps.py --config yolact_resnet18 --top-k 20
     python benchmarks/video_fps.py --config yolact_resnet50 --weights W.pth --batch 4
 
 The clip is made here: --frames 640x480 frames (coco128 images resized, or --images) written at 30 fps as mp4v.
@@ -47,19 +48,20 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="alternated in-memory and video runs (medians)")
+    parser.add_argument("--top-k", type=int, default=100, help="detections kept per frame (and drawn)")
     parser.add_argument("--images", type=Path, default=SHARED / "data" / "coco128-seg" / "images")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     images = list_images(args.images)
     if args.weights is not None:
-        predictor = yolact.load(args.weights, args.config, device="cpu")
+        predictor = yolact.load(args.weights, args.config, device="cpu", top_k=args.top_k)
     else:
         torch.manual_seed(0)
         config = yolact.get_config(args.config)
         model = yolact.build_yolact(config).eval()
         calibrate_class_layer(model, yolact.Predictor(model, config, device="cpu", optimize=False).prepare(
             [read_image(images[0])]))
-        predictor = yolact.Predictor(model, config, device="cpu")
+        predictor = yolact.Predictor(model, config, device="cpu", top_k=args.top_k)
     with tempfile.TemporaryDirectory() as folder:
         clip_path = Path(folder) / "clip.mp4"
         clip = make_clip(clip_path, images, args.frames)
