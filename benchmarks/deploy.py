@@ -124,17 +124,24 @@ def bench_preset(preset: str, args: argparse.Namespace, image: np.ndarray, folde
     return row
 
 
+FP32_MODES = ("eager", "optimised", "compiled", "onnxruntime", "openvino")
+
+
 def format_table(rows: list[dict[str, Any]], peak: float) -> str:
     modes = [m for m in ("eager", "optimised", "compiled", "onnxruntime", "openvino", "torch_bf16", "openvino_bf16",
                          "onnxruntime_int8", "openvino_int8") if any(m in r["ms"] for r in rows)]
     head = "| preset | GFLOPs | " + " | ".join(f"{m} ms" for m in modes) + \
-        " | optimised GFLOP/s (% of sgemm peak) | e2e ms at 100 dets (x network) | int8 speed-up |"
+        " | optimised GFLOP/s (% of sgemm peak) | best fp32 GFLOP/s (% of sgemm peak) | e2e ms at 100 dets" \
+        " (x network) | int8 speed-up |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         cells = [r["preset"], f"{r['gflops']:.1f}"]
         cells += [f"{r['ms'][m]:.0f}" if m in r["ms"] else "-" for m in modes]
         rate = r["gflops_per_s"]["optimised"]
         cells.append(f"{rate:.0f} ({100 * rate / peak:.0f} %)")
+        fp32 = {m: r["gflops"] * 1000 / r["ms"][m] for m in FP32_MODES if m in r["ms"]}
+        best = max(fp32, key=fp32.__getitem__)
+        cells.append(f"{fp32[best]:.0f} ({100 * fp32[best] / peak:.1f} %, {best})")
         cells.append(f"{r['e2e_ms']:.0f} ({r['e2e_over_network']:.2f}x, {r['detections']} dets)")
         speedup = r["ms"]["onnxruntime"] / r["ms"]["onnxruntime_int8"] if "onnxruntime_int8" in r["ms"] else None
         cells.append(f"{speedup:.2f}x" if speedup else "-")
