@@ -82,9 +82,9 @@ def _lerp(a: Tensor, b: Tensor, weight_a: Tensor, weight_b: Tensor) -> Tensor:
 
 def paste_bounds(masks: Tensor, height: int, width: int) -> Tensor:
     """Soft masks [N, h, w] -> int64 boxes [N, 4] (x1, y1, x2, y2; ends exclusive) of the output pixels whose
-    bilinear taps (``paste_masks``' resize to ``height`` x ``width``) reach each mask's non-zero support: outside
-    its box a pasted mask is exactly 0, so with any threshold >= 0 every True pixel lies inside it. An all-zero
-    mask gets (0, 0, 0, 0).
+    bilinear taps (``paste_masks``' resize to ``height`` x ``width``) reach each mask's non-zero support, plus one
+    pixel on each side (clamped to the image): outside its box a pasted mask is exactly 0, so with any threshold
+    >= 0 every True pixel lies inside it. An all-zero mask gets (0, 0, 0, 0).
 
     Downstream code (COCO RLE, drawing) then reads each mask only inside its box instead of scanning the whole
     image: at 100 detections a 640x480 frame holds 30 MB of masks.
@@ -103,8 +103,10 @@ def paste_bounds(masks: Tensor, height: int, width: int) -> Tensor:
     bottom = torch.searchsorted(y0, last_row, side="right")
     left = torch.searchsorted(x1, first_col, side="left")
     right = torch.searchsorted(x0, last_col, side="right")
-    bounds = torch.stack((left, top, right, bottom), dim=1)
     empty = ~rows.any(dim=1) | (bottom <= top) | (right <= left)
+    # One pixel of margin: another kernel's rounding (CUDA's resize) may place a tap one pixel further.
+    bounds = torch.stack(((left - 1).clamp(min=0), (top - 1).clamp(min=0), (right + 1).clamp(max=width),
+                          (bottom + 1).clamp(max=height)), dim=1)
     return bounds.masked_fill(empty[:, None], 0)
 
 
