@@ -78,9 +78,11 @@ class Postprocessor:
         """One image: loc [A, 4], softmax scores [A, C+1], coefficients [A, k], anchors [A, 4], prototypes [h, w, k]."""
         cfg = self.config
         boxes = decode_boxes(loc, anchors, self.box_variances)
-        class_scores = scores[:, 1:].t()  # [C, A], background dropped
-        candidates = class_scores.max(dim=0).values > cfg.conf_threshold
-        boxes, class_scores = boxes[candidates], class_scores[:, candidates]
+        candidates = (scores[:, 1:].max(dim=1).values > cfg.conf_threshold).nonzero().squeeze(1)
+        # Rows gathered, then viewed as [C, A'] (background dropped): picking the columns of the transposed scores
+        # instead cost ten times as long (3.7 ms for yolact_resnet50 with random weights: 18 000 candidates).
+        boxes = boxes.index_select(0, candidates)
+        class_scores = scores.index_select(0, candidates)[:, 1:].t()
         if cfg.nms == "fast":
             index, classes, kept_scores = fast_nms(
                 boxes, class_scores, cfg.nms_iou_threshold, cfg.nms_top_k, cfg.max_detections
@@ -95,7 +97,8 @@ class Postprocessor:
             )
         else:
             raise ValueError(f"unknown NMS {cfg.nms!r}; expected 'fast', 'cross_class_fast' or 'traditional'")
-        return Detections(boxes[index], classes, kept_scores, mask_coeffs[candidates][index], prototypes)
+        return Detections(boxes[index], classes, kept_scores, mask_coeffs.index_select(0, candidates[index]),
+                          prototypes)
 
 
 def finalize_detections(
