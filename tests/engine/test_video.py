@@ -86,6 +86,27 @@ def test_drawing_in_the_writer_thread_gives_the_same_outputs(predictor: yolact.P
     assert all(np.array_equal(a, b) for a, b in zip(outputs[False][1], outputs[True][1], strict=True))
 
 
+def test_streams_give_the_same_records_in_order_and_restore_the_thread_count(predictor: yolact.Predictor,
+                                                                             clip: Path, tmp_path: Path) -> None:
+    threads = torch.get_num_threads()
+    runs = {}
+    for streams in (1, 2, 3):
+        path = tmp_path / f"s{streams}.json"
+        summary = predict_video(predictor, clip, None, path, batch_size=2, progress=False, streams=streams)
+        assert summary.frames == FRAMES
+        runs[streams] = json.loads(path.read_text())
+        assert torch.get_num_threads() == threads
+    # A stream with fewer threads sums in another order: the same detections, scores equal to rounding.
+    assert len(runs[1]) == len(runs[2]) == len(runs[3]) == 5 * FRAMES
+    for one, *others in zip(runs[1], runs[2], runs[3], strict=True):
+        for other in others:
+            assert (other["image_id"], other["category_id"]) == (one["image_id"], one["category_id"])
+            assert abs(other["score"] - one["score"]) < 1e-4
+    assert [r["image_id"] for r in runs[2]] == sorted(r["image_id"] for r in runs[2])
+    with pytest.raises(YolactError, match="streams must be at least 1"):
+        predict_video(predictor, clip, None, None, progress=False, streams=0)
+
+
 def test_batching_frames_gives_the_same_detections(predictor: yolact.Predictor, clip: Path, tmp_path: Path) -> None:
     runs = {}
     for batch_size in (1, 3):
