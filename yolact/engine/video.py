@@ -161,8 +161,9 @@ def predict_video(
     writer_state: dict[str, cv2.VideoWriter | None] = {"writer": None}
     # Where the overlays are drawn: on a GPU in the writer thread, beside the network; on the CPU in the caller's
     # thread, after each batch. There the network's kernels use every core, and a thread drawing beside them
-    # stalls them (a preempted kernel thread holds up the rest, which spin-wait). Measured on 2 cores with
-    # yolact_resnet18 at 100 detections a frame: 17 % below the in-memory throughput drawing in turn, 20 % alongside.
+    # stalls them (a preempted kernel thread holds up the rest, which spin-wait). Measured on 2 cores with one
+    # stream, yolact_resnet18 at 100 detections a frame: 17 % below the in-memory throughput drawing in turn, 20 %
+    # alongside.
     draw_here = predictor.device.type == "cpu" if draw_in_writer is None else not draw_in_writer
 
     def annotate(index: int, frame: np.ndarray, prediction: Prediction) -> np.ndarray | None:
