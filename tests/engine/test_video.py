@@ -105,6 +105,10 @@ def test_streams_give_the_same_records_in_order_and_restore_the_thread_count(pre
     assert [r["image_id"] for r in runs[2]] == sorted(r["image_id"] for r in runs[2])
     with pytest.raises(YolactError, match="streams must be at least 1"):
         predict_video(predictor, clip, None, None, progress=False, streams=0)
+    exported = yolact.Predictor(None, predictor.config, CLASSES, [1, 2, 3], device="cpu", network=predictor.network)
+    with pytest.raises(YolactError, match="streams > 1 needs an eager PyTorch network"):
+        predict_video(exported, clip, None, None, progress=False, streams=2)
+    assert predict_video(exported, clip, None, None, progress=False).frames == FRAMES  # one stream by default
 
 
 def test_batching_frames_gives_the_same_detections(predictor: yolact.Predictor, clip: Path, tmp_path: Path) -> None:

@@ -82,6 +82,7 @@ class Predictor:
         # to float rounding), or with ``optimize=False`` the plain network, as the authors' code runs it.
         self.model = model.eval().to(self.device) if model is not None else None
         self.optimized = optimize and network is None
+        self.compiled = compile
         if network is not None:
             self.network = network
         elif self.model is None:

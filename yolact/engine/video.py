@@ -131,10 +131,16 @@ def predict_video(
     thread with an equal share of torch's CPU threads (default: 2 on a CPU with at least 2 threads, else 1)."""
     if batch_size < 1:
         raise YolactError("--batch must be at least 1")
+    # Streams share the predictor: an eager PyTorch network can run in several threads at once; an exported one
+    # (one OpenVINO infer request, ONNX Runtime's own thread pool) or a compiled one runs one batch at a time.
+    concurrent = predictor.model is not None and not predictor.compiled
     if streams is None:
-        streams = 2 if predictor.device.type == "cpu" and torch.get_num_threads() >= 2 else 1
+        streams = 2 if predictor.device.type == "cpu" and concurrent and torch.get_num_threads() >= 2 else 1
     if streams < 1:
         raise YolactError("streams must be at least 1")
+    if streams > 1 and not concurrent:
+        raise YolactError("streams > 1 needs an eager PyTorch network; exported (onnxruntime, openvino) and "
+                          "compiled networks run one batch at a time")
     if show and (why := display_available()):
         raise YolactError(f"--show: {why}")
     frames = FrameSource(source)
