@@ -101,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="NMS variant (default: the config's, Fast NMS per class)")
     predict.add_argument("--batch", type=int, default=1, metavar="N",
                          help="video: frames per network call (default: 1)")
+    predict.add_argument("--streams", type=int, metavar="N",
+                         help="video on a CPU: batches run at once, each with a share of the threads (default: 2 "
+                         "for an eager PyTorch network on a CPU with 2+ threads, else 1; 1 gives the lowest latency)")
     predict.add_argument("--show", action="store_true",
                          help="video: show the annotated frames in a window (needs OpenCV with GUI and a display)")
     predict.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32",
@@ -290,7 +293,7 @@ def run_predict(args: argparse.Namespace) -> int:
             output = output / (f"camera{args.source}.mp4" if str(args.source).isdigit() else
                                f"{Path(args.source).stem}.mp4")
         result = predict_video(predictor, str(args.source), output, args.json, batch_size=args.batch,
-                               show=args.show, progress=not args.quiet)
+                               show=args.show, progress=not args.quiet, streams=args.streams)
         print(f"{result.frames} frame(s), {result.detections} detections on {predictor.device} at "
               f"{result.fps:.1f} fps" + (f"; video in {output}" if output else "")
               + (f"; detections in {args.json}" if args.json else ""))
