@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3, help="alternated in-memory and video runs (medians)")
     parser.add_argument("--top-k", type=int, default=100, help="detections kept per frame (and drawn)")
+    parser.add_argument("--streams", type=int, help="predict_video's inference streams (default: its own choice)")
     parser.add_argument("--images", type=Path, default=SHARED / "data" / "coco128-seg" / "images")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,7 +75,7 @@ def main() -> None:
                 detections += sum(len(p) for p in predictor.predict_arrays(clip[i : i + args.batch]))
             memory.append(len(clip) / (time.perf_counter() - start))
             summary = predict_video(predictor, clip_path, Path(folder) / "out.mp4", Path(folder) / "dets.json",
-                                    batch_size=args.batch, progress=False)
+                                    batch_size=args.batch, progress=False, streams=args.streams)
             video.append(summary.fps)
     memory_fps, video_fps = float(np.median(memory)), float(np.median(video))
     print(f"{predictor.config.name} on CPU ({args.threads} threads), {args.frames} frames 640x480, batch {args.batch}, "
