@@ -129,9 +129,7 @@ def _column_runs(window: np.ndarray, x1: int, y1: int, height: int, width: int) 
         drop = np.zeros(positions.size, dtype=bool)
         drop[1:] |= repeated
         drop[:-1] |= repeated
-        positions = positions[~drop]
-        if positions.size == 0:
-            return [total]
+        positions = positions[~drop]  # a mask's first start never repeats: never empty
     if positions[-1] == total:  # a run of ones ends at the image's last pixel: no zeros run follows
         positions = positions[:-1]
     return np.diff(positions, prepend=0, append=total).tolist()

@@ -255,17 +255,19 @@ def _predict_in_streams(predictor: Predictor, batches: queue.Queue, streams: int
         # restored below.
         with ThreadPoolExecutor(streams, thread_name_prefix="yolact-video-stream", initializer=torch.set_num_threads,
                                 initargs=(max(1, total // streams),)) as pool:
-            while (batch := batches.get()) is not _DONE:
-                pending.append((batch, pool.submit(predictor.predict_arrays, batch)))
-                if len(pending) == streams:
+            try:
+                while (batch := batches.get()) is not _DONE:
+                    pending.append((batch, pool.submit(predictor.predict_arrays, batch)))
+                    if len(pending) == streams:
+                        batch, future = pending.popleft()
+                        yield batch, future.result()
+                while pending:
                     batch, future = pending.popleft()
                     yield batch, future.result()
-            while pending:
-                batch, future = pending.popleft()
-                yield batch, future.result()
+            finally:  # stopped early (an error): batches not yet started are dropped before the pool drains
+                for _, future in pending:
+                    future.cancel()
     finally:
-        for _, future in pending:
-            future.cancel()
         torch.set_num_threads(total)
 
 
