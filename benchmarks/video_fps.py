@@ -3,6 +3,7 @@ memory: how much of the I/O the threaded pipeline hides.
 
     python benchmarks/video_fps.py --config yolact_resnet18 --batch 1 --frames 60
     python benchmarks/video_fps.py --config yolact_resnet18 --top-k 20
+    python benchmarks/video_fps.py --config yolact_resnet18 --streams 1 [--draw-in-writer]
     python benchmarks/video_fps.py --config yolact_resnet50 --weights W.pth --batch 4
 
 The clip is made here: --frames 640x480 frames (coco128 images resized, or --images) written at 30 fps as mp4v.
@@ -27,6 +28,7 @@ import yolact
 from yolact.data.images import list_images, read_image
 from yolact.engine.benchmark import calibrate_class_layer
 from yolact.engine.video import predict_video
+from yolact.engine.visualize import draw_instances
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -40,6 +42,21 @@ def make_clip(path: Path, images: list[Path], frames: int, size: tuple[int, int]
     return clip
 
 
+def writer_stage_ms(predictor: yolact.Predictor, frames: list[np.ndarray]) -> dict[str, float]:
+    """Median ms per frame of the per-frame JSON records and of drawing the overlay, one at a time."""
+    times: dict[str, list[float]] = {"to_coco": [], "draw_instances": []}
+    for index, frame in enumerate(frames):
+        prediction = predictor.predict_arrays([frame])[0]
+        start = time.perf_counter()
+        prediction.to_coco(index)
+        middle = time.perf_counter()
+        draw_instances(frame, prediction.boxes_xyxy, prediction.scores, prediction.class_ids, predictor.class_names,
+                       prediction.masks, mask_bounds_xyxy=prediction.mask_bounds_xyxy)
+        times["to_coco"].append(middle - start)
+        times["draw_instances"].append(time.perf_counter() - middle)
+    return {name: 1e3 * float(np.median(values)) for name, values in times.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default="yolact_resnet18")
@@ -50,6 +67,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="alternated in-memory and video runs (medians)")
     parser.add_argument("--top-k", type=int, default=100, help="detections kept per frame (and drawn)")
     parser.add_argument("--streams", type=int, help="predict_video's inference streams (default: its own choice)")
+    parser.add_argument("--draw-in-writer", action="store_true",
+                        help="draw overlays in predict_video's writer thread (its GPU default) instead of the "
+                        "inference loop")
     parser.add_argument("--images", type=Path, default=SHARED / "data" / "coco128-seg" / "images")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -75,14 +95,18 @@ def main() -> None:
                 detections += sum(len(p) for p in predictor.predict_arrays(clip[i : i + args.batch]))
             memory.append(len(clip) / (time.perf_counter() - start))
             summary = predict_video(predictor, clip_path, Path(folder) / "out.mp4", Path(folder) / "dets.json",
-                                    batch_size=args.batch, progress=False, streams=args.streams)
+                                    batch_size=args.batch, progress=False, streams=args.streams,
+                                    draw_in_writer=args.draw_in_writer or None)
             video.append(summary.fps)
+        stages = writer_stage_ms(predictor, clip[:10])
     memory_fps, video_fps = float(np.median(memory)), float(np.median(video))
     print(f"{predictor.config.name} on CPU ({args.threads} threads), {args.frames} frames 640x480, batch {args.batch}, "
           f"{detections / len(clip):.1f} detections per frame, medians of {args.rounds} alternated rounds")
     print(f"in-memory throughput {memory_fps:.2f} images/s; video end to end {video_fps:.2f} fps "
           f"({100 * (video_fps / memory_fps - 1):+.1f} %)")
     print("rounds (in-memory / video): " + ", ".join(f"{m:.2f} / {v:.2f}" for m, v in zip(memory, video, strict=True)))
+    print("work per frame besides the network (medians over 10 frames): "
+          + ", ".join(f"{name} {ms:.1f} ms" for name, ms in stages.items()))
 
 if __name__ == "__main__":
     main()

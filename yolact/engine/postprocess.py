@@ -80,7 +80,7 @@ class Postprocessor:
         boxes = decode_boxes(loc, anchors, self.box_variances)
         candidates = (scores[:, 1:].max(dim=1).values > cfg.conf_threshold).nonzero().squeeze(1)
         # Rows gathered, then viewed as [C, A'] (background dropped): picking the columns of the transposed scores
-        # instead cost ten times as long (3.7 ms for yolact_resnet50 with random weights: 18 000 candidates).
+        # instead is a strided gather over every class, the slowest step of NMS when most anchors are candidates.
         boxes = boxes.index_select(0, candidates)
         class_scores = scores.index_select(0, candidates)[:, 1:].t()
         if cfg.nms == "fast":

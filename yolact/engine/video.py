@@ -167,9 +167,9 @@ def predict_video(
     writer_state: dict[str, cv2.VideoWriter | None] = {"writer": None}
     # Where the overlays are drawn: on a GPU in the writer thread, beside the network; on the CPU in the caller's
     # thread, after each batch. There the network's kernels use every core, and a thread drawing beside them
-    # stalls them (a preempted kernel thread holds up the rest, which spin-wait). Measured on 2 cores with one
-    # stream, yolact_resnet18 at 100 detections a frame: 17 % below the in-memory throughput drawing in turn, 20 %
-    # alongside.
+    # stalls them (a preempted kernel thread holds up the rest, which spin-wait). benchmarks/video_fps.py on 2
+    # cores, yolact_resnet18 at 100 detections, one stream: 13.5 % below the in-memory throughput drawing in turn,
+    # 20.1 % alongside (--draw-in-writer).
     draw_here = predictor.device.type == "cpu" if draw_in_writer is None else not draw_in_writer
 
     def annotate(index: int, frame: np.ndarray, prediction: Prediction) -> np.ndarray | None:
@@ -242,7 +242,8 @@ def _predict_in_streams(predictor: Predictor, batches: queue.Queue, streams: int
     Several streams, each with a share of the CPU threads, instead of one stream using all of them: a network
     whose kernels span every core waits at each kernel's end for its slowest thread, and any other thread
     (decoding, drawing, encoding) makes one of them slow; streams of one thread each only lose the time taken.
-    Measured on 2 cores, yolact_resnet18 at 100 detections: video 14.0 fps with two streams, 12.4 with one.
+    benchmarks/video_fps.py on 2 cores, yolact_resnet18 at 100 detections: 6.1 % below the in-memory throughput
+    with two streams, 13.5 % with one (--streams 1).
     """
     if streams == 1:
         while (batch := batches.get()) is not _DONE:
