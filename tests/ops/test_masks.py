@@ -259,3 +259,25 @@ def test_paste_bounds_hold_every_non_zero_pixel_of_the_resize(size: int, height:
     region = paste_masks(masks, height, width, method="region", bounds_xyxy=bounds)
     assert torch.equal(region, full > 0.5)
     assert paste_bounds(torch.zeros(0, size, size), height, width).shape == (0, 4)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize(("size", "height", "width"), [(138, 480, 640), (138, 427, 640), (69, 100, 37)])
+def test_paste_bounds_hold_every_non_zero_pixel_of_the_cuda_resize(size: int, height: int, width: int) -> None:
+    # On CUDA the predictor pastes with the full resize (CUDA's own kernel, whose taps may round differently from
+    # the CPU's), and RLE and drawing then read each mask only inside these bounds: they must hold every pixel.
+    masks = cropped_soft_masks(torch.Generator().manual_seed(size + width), 24, size).cuda()
+    masks[5] = 0.0
+    full = torch.nn.functional.interpolate(masks[None], (height, width), mode="bilinear", align_corners=False)[0]
+    bounds = paste_bounds(masks, height, width)
+    assert bounds.device.type == "cuda" and bounds.dtype == torch.int64
+    assert torch.equal(bounds.cpu(), paste_bounds(masks.cpu(), height, width))
+    rows = torch.arange(height, device="cuda")[None, :, None]
+    cols = torch.arange(width, device="cuda")[None, None, :]
+    x1, y1, x2, y2 = (bounds[:, i, None, None] for i in range(4))
+    inside = (cols >= x1) & (cols < x2) & (rows >= y1) & (rows < y2)
+    assert not (full != 0)[~inside.expand_as(full)].any()
+    assert torch.equal(paste_masks(masks, height, width), full > 0.5)  # auto takes the full resize on CUDA
+    region = paste_masks(masks, height, width, method="region", bounds_xyxy=bounds)
+    assert (region != (full > 0.5)).sum() <= 1e-4 * full.numel()  # CPU tap arithmetic, CUDA's may differ by 1 ulp
