@@ -51,6 +51,8 @@ def test_raw_outputs_match_pytorch_with_a_dynamic_batch(source: str, resnet50_ch
             actual = getattr(got, name)
             assert actual.shape == expected.shape, name
             assert (actual - expected).abs().max().item() <= 1e-4, name
+    network(batch[:1])
+    assert sorted(network._requests) == [1, 2]  # one static-shape compile per batch size, reused
 
 
 def test_predict_with_openvino_gives_pytorchs_detections(resnet50_checkpoint: Path, ir: Path, tmp_path: Path) -> None:
