@@ -10,13 +10,13 @@ Without --weights each model has random weights (seed 0) whose class layer is re
 so that scores clear the threshold and post-processing works on a full 100 detections, as with trained weights
 (see predict_latency.py). Timings are medians over --runs after --warmup untimed runs, at batch 1.
 Columns: GFLOPs of one forward; the network's median ms in each mode and its GFLOP/s against sgemm's rate
-measured beside it; end to end with the optimised network at 100 detections and the share of it outside the
-network (pre- and post-processing);
-The machine's speed drifts by about 10 % within minutes (shared hosts), so each timed network call is paired with
-an sgemm probe right before it (three 2048^3 torch.mm, their median) and the "% of sgemm" columns are the median
-of the per-pair ratios: the network against the machine as it was at that moment. The sgemm peak in the heading
-(best single torch.mm before and after the table) is printed for reference.
+measured beside it; end to end with the optimised network at 100 detections and its time over the network's;
 INT8 speed-up over ONNX Runtime fp32, and box/mask AP50 of INT8 detections with fp32's as ground truth.
+The machine's speed drifts by about 10 % within minutes (shared hosts), so each timed fp32 network call is paired
+with an sgemm probe right before it (three 2048^3 torch.mm, their median) and the "% of sgemm" columns are the
+median of the per-pair ratios: the network against the machine as it was at that moment. End to end alternates
+with the network alone in the same way. The sgemm peak in the heading (best single torch.mm before and after the
+table) is printed for reference.
 A script that prints figures, not a test.
 """
 
