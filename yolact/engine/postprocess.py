@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
 
 from yolact.config import PostprocessConfig
@@ -38,6 +39,9 @@ class Detections:
     prototypes: Tensor  # [h, w, k]
 
     def select(self, keep: Tensor) -> Detections:
+        """The detections at ``keep``: a boolean mask [N] or indices."""
+        if keep.dtype == torch.bool:
+            keep = keep.nonzero().squeeze(1)  # one host sync on CUDA, not one per field
         return Detections(self.boxes_xyxy[keep], self.class_ids[keep], self.scores[keep], self.mask_coeffs[keep],
                           self.prototypes)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -62,17 +64,23 @@ def paste_masks(masks: Tensor, height: int, width: int, threshold: float = 0.5, 
     return _paste_in_region(masks, height, width, threshold, bounds_xyxy)
 
 
+@functools.lru_cache(maxsize=64)
 def _bilinear_taps(in_size: int, out_size: int, device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Per output index: source indices i0, i1 and weights w0, w1 [out_size] as F.interpolate's CPU kernel forms
     them (align_corners=False): scale = in/out in float32, source = max(scale * (i + 0.5) - 0.5, 0) with one
-    rounding (a fused multiply-add, emulated in float64), i0 = floor, i1 = i0 + 1 except at the last index."""
-    scale = torch.tensor(in_size, dtype=torch.float32) / out_size
-    centres = torch.arange(out_size, dtype=torch.float32) + 0.5
-    source = (scale.double() * centres.double() - 0.5).float().clamp(min=0)
-    i0 = source.floor().long().clamp(max=in_size - 1)
-    lam = (source - i0).clamp(0, 1)
-    i1 = torch.where(i0 < in_size - 1, i0 + 1, i0)
-    return i0.to(device), i1.to(device), (1 - lam).to(device), lam.to(device)
+    rounding (a fused multiply-add, emulated in float64), i0 = floor, i1 = i0 + 1 except at the last index.
+
+    Cached (callers only read them): every image of a stream has the same sizes, and on CUDA each fresh set would
+    be four copies from the host. Made as normal tensors even under inference mode, so that a later caller outside
+    it may use them in any way."""
+    with torch.inference_mode(False):
+        scale = torch.tensor(in_size, dtype=torch.float32) / out_size
+        centres = torch.arange(out_size, dtype=torch.float32) + 0.5
+        source = (scale.double() * centres.double() - 0.5).float().clamp(min=0)
+        i0 = source.floor().long().clamp(max=in_size - 1)
+        lam = (source - i0).clamp(0, 1)
+        i1 = torch.where(i0 < in_size - 1, i0 + 1, i0)
+        return i0.to(device), i1.to(device), (1 - lam).to(device), lam.to(device)
 
 
 def _lerp(a: Tensor, b: Tensor, weight_a: Tensor, weight_b: Tensor) -> Tensor:

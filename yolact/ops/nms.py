@@ -78,9 +78,11 @@ def fast_nms(
         method = "matrix" if boxes_xyxy.is_cuda else "lazy"
     if method == "matrix":
         iou = box_iou(boxes, boxes).triu_(diagonal=1)
-        keep = iou.max(dim=1).values <= iou_threshold
-        classes = torch.arange(num_classes, device=boxes_xyxy.device)[:, None].expand_as(keep)
-        return _take_best(index[keep], classes[keep], scores[keep], max_detections)
+        # The kept (class, rank) pairs in row-major order, as boolean indexing gives them, found once: on CUDA
+        # every boolean index is a host sync of its own.
+        kept = (iou.max(dim=1).values <= iou_threshold).reshape(-1).nonzero().squeeze(1)
+        classes = kept.div(num_candidates, rounding_mode="floor")
+        return _take_best(index.reshape(-1)[kept], classes, scores.reshape(-1)[kept], max_detections)
     if method != "lazy":
         raise ValueError(f"unknown Fast NMS method {method!r}; expected 'auto', 'matrix' or 'lazy'")
     return _lazy_fast_nms(boxes, index, scores, iou_threshold, max_detections)
