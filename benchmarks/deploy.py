@@ -43,35 +43,31 @@ from yolact.export.quantize import calibration_images, quantize_onnx
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-def sgemm_peak_gflops(size: int = 2048, repeats: int = 8) -> float:
-    """torch's fp32 matrix multiply at its best on this machine (square ``size``): the ceiling a conv net can
-    approach, since convolutions run as GEMMs."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    out = torch.empty(size, size)
-    torch.mm(a, b, out=out)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b, out=out)
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best / 1e9
-
-
 class SgemmProbe:
-    """torch's fp32 matrix multiply rate right now: the median of ``repeats`` square ``size`` products."""
+    """torch's fp32 matrix multiply on this machine (square ``size``), the ceiling a conv net can approach since
+    convolutions run as GEMMs: its rate right now (:meth:`gflops`) or at its best (:meth:`peak`)."""
 
-    def __init__(self, size: int = 2048, repeats: int = 3) -> None:
+    def __init__(self, size: int = 2048) -> None:
         self.a, self.b, self.out = torch.randn(size, size), torch.randn(size, size), torch.empty(size, size)
-        self.flops, self.repeats = 2 * size**3, repeats
+        self.flops = 2 * size**3
         torch.mm(self.a, self.b, out=self.out)
 
-    def gflops(self) -> float:
-        seconds = []
-        for _ in range(self.repeats):
+    def rates(self, repeats: int) -> list[float]:
+        """GFLOP/s of ``repeats`` products, one after another."""
+        rates = []
+        for _ in range(repeats):
             start = time.perf_counter()
             torch.mm(self.a, self.b, out=self.out)
-            seconds.append(time.perf_counter() - start)
-        return self.flops / float(np.median(seconds)) / 1e9
+            rates.append(self.flops / (time.perf_counter() - start) / 1e9)
+        return rates
+
+    def gflops(self) -> float:
+        """The median of three products: the rate to pair with a network run."""
+        return float(np.median(self.rates(3)))
+
+    def peak(self) -> float:
+        """The best of eight products."""
+        return max(self.rates(8))
 
 
 def paired_timing(call: Callable[[], object], runs: int, warmup: int, gflops: float,
@@ -118,7 +114,8 @@ def build(preset: str, weights: Path | None, image: np.ndarray) -> yolact.Predic
     return predictor
 
 
-def bench_preset(preset: str, args: argparse.Namespace, image: np.ndarray, folder: Path) -> dict[str, Any]:
+def bench_preset(preset: str, args: argparse.Namespace, image: np.ndarray, folder: Path,
+                 probe: SgemmProbe) -> dict[str, Any]:
     plain = build(preset, args.weights, image)
     config, model = plain.config, plain.model
     row: dict[str, Any] = {"preset": preset, "size": config.max_size,
@@ -128,7 +125,6 @@ def bench_preset(preset: str, args: argparse.Namespace, image: np.ndarray, folde
     batch_cl = optimised.prepare([image])
     ms: dict[str, float] = {}
     of_sgemm: dict[str, float] = {}
-    probe = SgemmProbe()
 
     def time_fp32(mode: str, call: Callable[[], object]) -> None:
         seconds, of_sgemm[mode] = paired_timing(call, args.runs, args.warmup, row["gflops"], probe)
@@ -253,17 +249,18 @@ def main() -> None:
         used = set(args.calibration_paths)
         args.agreement_paths = [p for p in list_images(args.calibration) if p not in used][:16]
     image = read_image(args.image)
-    peak_before = sgemm_peak_gflops()
+    probe = SgemmProbe()
+    peak_before = probe.peak()
     rows = []
     args.output.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as folder:
         for preset in args.presets:
             print(f"{preset} ...", flush=True)
-            rows.append(bench_preset(preset, args, image, Path(folder)))
+            rows.append(bench_preset(preset, args, image, Path(folder), probe))
             # Each row as it comes, so that a long run that stops keeps what it measured.
             with (args.output / "rows.jsonl").open("a") as log:
                 log.write(json.dumps(rows[-1]) + "\n")
-    peak = max(peak_before, sgemm_peak_gflops())
+    peak = max(peak_before, probe.peak())
     print(f"\nCPU, {args.threads} threads, torch {torch.__version__}; sgemm peak {peak:.0f} GFLOP/s "
           f"(2048^3 torch.mm, best of 8, before and after); image {args.image.name} "
           f"({image.shape[1]}x{image.shape[0]}); medians of {args.runs} runs after {args.warmup}; % of sgemm: median "

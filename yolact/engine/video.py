@@ -211,7 +211,9 @@ def predict_video(
             for frame, prediction in zip(batch, batch_predictions, strict=True):
                 count += 1
                 detections += len(prediction)
-                predicted.put(annotate(count, frame, prediction) if draw_here else (count, frame, prediction))
+                item = annotate(count, frame, prediction) if draw_here else (count, frame, prediction)
+                if item is not None:  # None: JSON only, nothing for the writer
+                    predicted.put(item)
             bar.update(len(batch))
             bar.set_postfix(fps=f"{count / (time.perf_counter() - started):.1f}", refresh=False)
             if errors:

@@ -81,7 +81,7 @@ def fast_nms(
         # The kept (class, rank) pairs in row-major order, as boolean indexing gives them, found once: on CUDA
         # every boolean index is a host sync of its own.
         kept = (iou.max(dim=1).values <= iou_threshold).reshape(-1).nonzero().squeeze(1)
-        classes = kept.div(num_candidates, rounding_mode="floor")
+        classes = kept // num_candidates
         return _take_best(index.reshape(-1)[kept], classes, scores.reshape(-1)[kept], max_detections)
     if method != "lazy":
         raise ValueError(f"unknown Fast NMS method {method!r}; expected 'auto', 'matrix' or 'lazy'")
