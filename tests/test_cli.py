@@ -103,7 +103,11 @@ def folder_run(checkpoint: Path, workdir: Path) -> dict:
                                    "--top-k", str(TOP_K), "--json", str(json_path), "--output", str(output)])
     records = json.loads(json_path.read_text()) if json_path.exists() else None
     bad = ["broken.jpg", "empty.png"]
-    return {"code": code, "out": out, "err": err, "records": records, "output": output, "bad": bad}
+    # The same records under the ids the images get alone (the numbers in their names), to compare with runs on
+    # the good images only.
+    by_name = None if records is None else [{**r, "image_id": {1: 9, 2: 25}[r["image_id"]]} for r in records]
+    return {"code": code, "out": out, "err": err, "records": records, "by_name": by_name, "output": output,
+            "bad": bad}
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +143,16 @@ def test_predict_folder_exit_code_and_json(folder_run: dict) -> None:
     assert "Traceback" not in folder_run["out"] + folder_run["err"]
     records = folder_run["records"]
     assert records is not None
-    assert {r["image_id"] for r in records} == {9, 25}  # the number in each file name; nothing for bad files
-    for image_id in (9, 25):
+    # broken.jpg's name has no number, so every image is numbered by its position in name order (nothing is
+    # written for the bad files), and the summary says so.
+    assert {r["image_id"] for r in records} == {1, 2}
+    assert "image ids by position in name order" in folder_run["out"]
+    for image_id in (1, 2):
         assert 0 < len(detections_of(records, image_id)) <= TOP_K
+    sizes = {1: SIZES[9], 2: SIZES[25]}
     for record in records:
         assert {"image_id", "category_id", "bbox", "score", "segmentation"} <= set(record)
-        assert record["segmentation"]["size"] == SIZES[record["image_id"]]  # ids belong to the right image
+        assert record["segmentation"]["size"] == sizes[record["image_id"]]  # ids belong to the right image
         assert isinstance(record["segmentation"]["counts"], str)
         assert len(record["bbox"]) == 4 and all(isinstance(v, int) for v in record["bbox"])
         assert record["score"] > 0.15
@@ -231,7 +239,7 @@ def test_predict_top_k(capsys: pytest.CaptureFixture[str], checkpoint: Path, goo
         mine = detections_of(records, image_id)
         assert 0 < len(mine) <= 3
         # the best three of the --top-k TOP_K run
-        best = sorted(detections_of(folder_run["records"], image_id), key=lambda r: -r["score"])[:3]
+        best = sorted(detections_of(folder_run["by_name"], image_id), key=lambda r: -r["score"])[:3]
         assert sorted(mine, key=lambda r: -r["score"]) == best
 
 
@@ -241,7 +249,7 @@ def test_predict_score_threshold(capsys: pytest.CaptureFixture[str], checkpoint:
     assert len(records) > 0
     assert all(r["score"] > 0.9 for r in records)
     # compared with the default threshold's best TOP_K on this image: those above 0.9 stay, the others go
-    default = detections_of(folder_run["records"], 25)
+    default = detections_of(folder_run["by_name"], 25)
     assert any(r["score"] <= 0.9 for r in default)
     for record in default:
         assert (record in records) == (record["score"] > 0.9)
@@ -284,3 +292,123 @@ def test_export_random_init_needs_config(capsys: pytest.CaptureFixture[str], tmp
     code, _, err = run(capsys, ["export", "--random-init", "--output", str(out)])
     assert_one_line_error(code, err, "--config")
     assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------------- bad input table
+# Every case: exit 2, exactly one line on stderr (file descriptors included: OpenCV writes there itself), no
+# traceback, and the inputs' bytes unchanged. Paths are relative to a fresh folder holding: imgs/ (two small
+# photos), photo.jpg, link.json -> imgs/a.jpg, adir/, afile, ann.json, labels/a.txt, and the weights as w.pth.
+BAD_INPUT_CASES = [
+    # outputs that would overwrite inputs
+    (["predict", "imgs", "--output", "imgs"], "input folder"),
+    (["predict", "imgs", "--output", "imgs/sub"], "input folder"),
+    (["predict", "photo.jpg", "--output", "."], "would overwrite the input"),
+    (["predict", "imgs", "--json", "imgs/a.jpg"], "input"),
+    (["predict", "imgs", "--json", "link.json"], "is an input"),
+    (["predict", "imgs", "--json", "w.pth"], "is an input"),
+    (["predict", "clip.mp4", "--output", "clip.mp4"], "is an input"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--json", "ann.json"], "is an input"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--save-metrics", "imgs/b.png"], "input folder"),
+    (["export", "--format", "yolact", "--output", "w.pth"], "is an input"),
+    (["convert", "--images", "imgs", "--labels", "labels", "--output", "labels/a.txt"], "input folder"),
+    (["train", "--train-ann", "ann.json", "--train-images", "imgs", "--output", "imgs/run", "--iterations", "1"],
+     "input folder"),
+    (["train", "--train-ann", "ann.json", "--train-images", "imgs", "--weights", "last.pth", "--output", "."],
+     "would overwrite the input"),
+    # outputs of the wrong kind or in places that cannot be created
+    (["predict", "imgs", "--json", "adir"], "is a folder"),
+    (["predict", "imgs", "--json", "afile/x.json"], "is a file, not a folder"),
+    (["predict", "imgs", "--output", "afile"], "is a file, not a folder"),
+    (["predict", "imgs", "--output", "afile/sub"], "is a file, not a folder"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--save-metrics", "adir"], "is a folder"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--json", "m.json", "--save-metrics", "m.json"],
+     "same file"),
+    (["export", "--format", "yolact", "--output", "adir"], "is a folder"),
+    (["export", "--format", "official", "--output", "afile/x.pth"], "is a file, not a folder"),
+    (["train", "--train-ann", "ann.json", "--train-images", "imgs", "--output", "afile", "--iterations", "1"],
+     "is a file, not a folder"),
+    (["synthetic", "--output", "afile"], "is a file, not a folder"),
+    (["benchmark", "--json", "adir"], "is a folder"),
+    # flags out of range, checked as they are parsed
+    (["predict", "imgs", "--device", "gpu"], "not a device"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--device", "cuda:x"], "not a device"),
+    (["predict", "imgs", "--score-threshold", "2"], "between 0 and 1"),
+    (["predict", "imgs", "--score-threshold", "-1"], "between 0 and 1"),
+    (["predict", "imgs", "--score-threshold", "nan"], "not a finite number"),
+    (["predict", "imgs", "--top-k", "0"], "at least 1"),
+    (["predict", "imgs", "--batch", "-3"], "at least 1"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--top-k", "x"], "not an integer"),
+    (["train", "--train-ann", "ann.json", "--train-images", "imgs", "--batch-size", "0"], "at least 1"),
+    (["train", "--train-ann", "ann.json", "--train-images", "imgs", "--batch-size", "-2"], "at least 1"),
+    (["train", "--train-ann", "ann.json", "--train-images", "imgs", "--iterations", "0"], "at least 1"),
+    (["train", "--train-ann", "ann.json", "--train-images", "imgs", "--lr=-1e-3"], "at least"),
+    (["train", "--train-ann", "ann.json", "--train-images", "imgs", "--workers", "-1"], "at least 0"),
+    (["train", "--train-ann", "ann.json", "--train-images", "imgs", "--epochs", "0"], "at least"),
+    (["synthetic", "--output", "new", "--num-images", "0"], "at least 1"),
+    (["benchmark", "--runs", "0"], "at least 1"),
+    # other bad input
+    (["predict", "7"], "camera 7 cannot be opened"),
+    (["predict", "imgs", "--json", "d.json", "--image-ids", "ann_other.json"], "has no image named"),
+    (["predict", "imgs", "--json", "d.json", "--image-ids", "afile"], "not a COCO JSON file"),
+    (["train", "--resume", "adir"], "no checkpoint in this folder"),
+    (["train", "--resume", "w.pth"], "no training state"),
+    (["train", "--iterations", "1"], "give the train"),
+]
+
+
+@pytest.fixture()
+def bad_input_folder(tmp_path: Path, checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    small = cv2.resize(cv2.imread(str(IMAGE_9)), (96, 72))
+    cv2.imwrite(str(imgs / "a.jpg"), small)
+    cv2.imwrite(str(imgs / "b.png"), small)
+    cv2.imwrite(str(tmp_path / "photo.jpg"), small)
+    (tmp_path / "link.json").symlink_to(imgs / "a.jpg")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "a.txt").write_text("0 0.1 0.1 0.5 0.1 0.5 0.5\n")
+    images = [{"id": 1, "file_name": "a.jpg", "width": 96, "height": 72}]
+    annotations = [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [10, 10, 30, 30], "iscrowd": 0, "area": 900,
+                    "segmentation": [[10, 10, 40, 10, 40, 40, 10, 40]]}]
+    categories = [{"id": 1, "name": "person"}]
+    (tmp_path / "ann.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                   "categories": categories}))
+    (tmp_path / "ann_other.json").write_text(json.dumps({"images": [{**images[0], "file_name": "zzz.jpg"}],
+                                                         "annotations": [], "categories": categories}))
+    writer = cv2.VideoWriter(str(tmp_path / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (96, 72))
+    for _ in range(3):
+        writer.write(small)
+    writer.release()
+    (tmp_path / "w.pth").symlink_to(checkpoint)  # the session's checkpoint: checked by size and time below
+    (tmp_path / "last.pth").symlink_to(checkpoint)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _hash_tree(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    tree = {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+    weights = (folder / "w.pth").stat()
+    tree["w.pth"] = f"{weights.st_size} {weights.st_mtime_ns}"
+    return tree
+
+
+@pytest.mark.parametrize(("args", "needle"), BAD_INPUT_CASES, ids=[" ".join(a) for a, _ in BAD_INPUT_CASES])
+def test_bad_input_is_one_line_exit_2_and_touches_no_input(args: list[str], needle: str, bad_input_folder: Path,
+                                                          capfd: pytest.CaptureFixture[str]) -> None:
+    # The weights for the commands that need them; train starts from scratch unless the case says otherwise.
+    weights = [] if args[0] in ("synthetic", "convert", "train") or "--weights" in args else ["--weights", "w.pth"]
+    if args[0] == "train" and "--device" not in args:  # bounded, should a case not fail as it must
+        args = [*args, "--device", "cpu", "--workers", "0", "--quiet", "--checkpoint-every", "1"]
+        args += [] if "--iterations" in args or "--epochs" in args else ["--iterations", "1"]
+    before = _hash_tree(bad_input_folder)
+    capfd.readouterr()
+    code = main([*args, *weights])
+    captured = capfd.readouterr()
+    assert_one_line_error(code, captured.err, needle)
+    assert "Traceback" not in captured.out
+    assert _hash_tree(bad_input_folder) == before

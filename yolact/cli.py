@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from yolact.config import PRECISIONS, PRESETS
 
 if TYPE_CHECKING:
-    from yolact.engine.train_job import DataSplit
+    from yolact.data.splits import DataSplit
 
 EXAMPLES_PREDICT = """examples:
   yolact predict photo.jpg --weights yolact_base_54_800000.pth --output out/
@@ -43,13 +46,19 @@ EXAMPLES_TRAIN = """examples:
   yolact train --data dataset.yaml --config yolact_base --backbone-weights resnet101_reducedfc.pth --batch-size 8
   yolact train --train-images images/ --train-labels labels/ --config yolact_resnet18 --epochs 50
   yolact train --data dataset.yaml --weights yolact_base_54_800000.pth --iterations 5000   # fine-tune
-  yolact train --resume runs/train/interrupt.pth
+  yolact train --resume runs/train/interrupt.pth     # the run's data, flags and output folder come with it
+  yolact train --resume runs/train                    # the newest checkpoint of that run
   torchrun --nproc_per_node 4 -m yolact.cli train --data dataset.yaml --config yolact_base --batch-size 32
 
 dataset.yaml:  train: {annotations: train.json, images: imgs/}   val: {...}   (or labels: for YOLO-seg)
 the optimiser is the authors' (SGD, lr 1e-3 at batch 8 scaled with the batch, warm-up, step decay); with
 --iterations/--epochs the lr holds its peak until 85% of the run, then x0.1 at 85% and 95%.
 DIR/last.pth is the final model."""
+
+EXAMPLES_CONVERT = """examples:
+  yolact convert --images coco128/images --labels coco128/labels --output coco128.json     # COCO's 80 names
+  yolact convert --images imgs/ --labels labels/ --names cat dog --output train.json
+  yolact train --train-ann train.json --train-images imgs/ --iterations 2000               # then train on it"""
 
 BACKENDS = ("pytorch", "onnxruntime", "openvino")
 
@@ -64,6 +73,50 @@ EXAMPLES_EXPORT = """examples:
   yolact predict images/ --backend openvino --weights resnet50.xml --output out/"""
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors as one line (``yolact predict: error: ...; see yolact predict --help``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see {self.prog} --help\n")
+
+
+def _number(kind: type, low: float | None = None, high: float | None = None, what: str = ""
+            ) -> Callable[[str], Any]:
+    """An argparse type: ``kind`` (int or float) in [low, high], with the valid range in the message."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+                                             ) from None
+        if value != value or value in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+        if (low is not None and value < low) or (high is not None and value > high):
+            bounds = (f"between {low:g} and {high:g}" if low is not None and high is not None
+                      else f"at least {low:g}" if low is not None else f"at most {high:g}")
+            raise argparse.ArgumentTypeError(f"{text} is out of range: give {what or 'a value'} {bounds}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
+POSITIVE_INT = _number(int, 1, what="a whole number")
+NON_NEGATIVE_INT = _number(int, 0, what="a whole number")
+PROBABILITY = _number(float, 0.0, 1.0, what="a score")
+POSITIVE_FLOAT = _number(float, 1e-12, what="a number")
+
+# Device strings torch and our code understand; anything else is refused at parse time with these forms.
+_DEVICE_FORMS = re.compile(r"auto|cpu|cuda(:\d+)?|mps|xpu(:\d+)?")
+
+
+def device_arg(text: str) -> str:
+    if not _DEVICE_FORMS.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use auto, cpu, cuda, cuda:0, cuda:1, ...")
+    return text
+
+
 def _add_model_args(parser: argparse.ArgumentParser, weights_required: bool = True) -> None:
     parser.add_argument("--weights", type=Path, required=weights_required, metavar="CKPT",
                         help="checkpoint: an official .pth from the authors or one of ours")
@@ -73,12 +126,13 @@ def _add_model_args(parser: argparse.ArgumentParser, weights_required: bool = Tr
 
 
 def _add_device_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    parser.add_argument("--device", default="auto",
-                        help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu)")
+    parser.add_argument("--device", default="auto", type=device_arg,
+                        help="auto, cpu, cuda, cuda:1, ... (default: auto, cuda when available, else cpu)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="yolact", description="YOLACT real-time instance segmentation.")
+    parser = OneLineParser(prog="yolact", description="YOLACT real-time instance segmentation.",
+                           epilog="YOLACT_DEBUG=1 shows the traceback behind an error (for bug reports).")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     predict = sub.add_parser("predict", help="segment objects in an image or a folder of images",
@@ -87,21 +141,26 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("source", type=Path,
                          help="an image, a folder of images, a video file (.mp4, .avi, ...) or a camera index (0)")
     _add_model_args(predict)
-    predict.add_argument("--score-threshold", type=float, default=0.15,
+    predict.add_argument("--score-threshold", type=PROBABILITY, default=0.15,
                          help="keep detections scoring strictly above this (default: 0.15; 0 keeps all)")
-    predict.add_argument("--top-k", type=int, default=100, help="keep at most this many detections per image (100)")
+    predict.add_argument("--top-k", type=POSITIVE_INT, default=100,
+                         help="keep at most this many detections per image (100)")
     _add_device_arg(predict)
     predict.add_argument("--output", type=Path, metavar="DIR",
                          help="images: write overlays here, same file names; video: the annotated video file "
                          "(.mp4 or .avi; a folder gets <name>.mp4); a folder of images with a video file name here "
                          "is read as frames")
     predict.add_argument("--json", type=Path, metavar="FILE",
-                         help="write all detections as one COCO results list (bbox, score, RLE segmentation)")
+                         help="write all detections as one COCO results list (bbox, score, RLE segmentation), "
+                         "saved as each image finishes")
+    predict.add_argument("--image-ids", type=Path, metavar="ANN",
+                         help="take the --json image ids from this COCO annotation file, by file name (default: "
+                         "the numbers in the file names when all differ, else the position in name order)")
     predict.add_argument("--nms", choices=("fast", "cross_class_fast", "traditional"),
                          help="NMS variant (default: the config's, Fast NMS per class)")
-    predict.add_argument("--batch", type=int, default=1, metavar="N",
+    predict.add_argument("--batch", type=POSITIVE_INT, default=1, metavar="N",
                          help="video: frames per network call (default: 1)")
-    predict.add_argument("--streams", type=int, metavar="N",
+    predict.add_argument("--streams", type=POSITIVE_INT, metavar="N",
                          help="video on a CPU: batches run at once, each with a share of the threads (default: 2 "
                          "for an eager PyTorch network on a CPU with 2+ threads, else 1; 1 gives the lowest latency)")
     predict.add_argument("--show", action="store_true",
@@ -132,10 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", type=Path, metavar="FILE",
                           help="write all detections as one COCO results list (records with bbox and segmentation)")
     evaluate.add_argument("--save-metrics", type=Path, metavar="FILE", help="write every figure as JSON")
-    evaluate.add_argument("--score-threshold", type=float, default=0.0,
+    evaluate.add_argument("--score-threshold", type=PROBABILITY, default=0.0,
                           help="keep detections scoring strictly above this (default: 0, as COCO evaluation)")
-    evaluate.add_argument("--top-k", type=int, default=100, help="at most this many detections per image (100)")
-    evaluate.add_argument("--max-images", type=int, metavar="N", help="evaluate only the first N images (by id)")
+    evaluate.add_argument("--top-k", type=POSITIVE_INT, default=100,
+                          help="at most this many detections per image (100)")
+    evaluate.add_argument("--max-images", type=POSITIVE_INT, metavar="N",
+                          help="evaluate only the first N images (by id)")
     _add_device_arg(evaluate)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=run_eval)
@@ -152,39 +213,46 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--val-labels", type=Path, metavar="DIR", help="YOLO-seg labels of the validation images")
     data.add_argument("--val-images", type=Path, metavar="DIR", help="validation images")
     model = train.add_argument_group("model and starting point")
-    model.add_argument("--config", choices=sorted(PRESETS), default="yolact_resnet18", metavar="NAME",
+    model.add_argument("--config", choices=sorted(PRESETS), metavar="NAME",
                        help="preset (default: yolact_resnet18, light enough for CPUs; yolact_base is the paper's)")
     model.add_argument("--weights", type=Path, metavar="CKPT",
                        help="start from an official or our checkpoint; layers that do not fit are re-initialised")
     model.add_argument("--backbone-weights", type=Path, metavar="PTH",
                        help="ImageNet backbone: torchvision ResNet state_dict, resnet101_reducedfc.pth, darknet53.pth")
-    model.add_argument("--resume", type=Path, metavar="CKPT", help="continue a run from one of its checkpoints")
+    model.add_argument("--resume", type=Path, metavar="CKPT",
+                       help="continue a run from one of its checkpoints, or from the newest in a run folder; the "
+                       "run's data, flags and output come from the checkpoint (flags given again override where a "
+                       "run may change them)")
     run = train.add_argument_group("schedule and output")
-    run.add_argument("--iterations", type=int, help="iterations (default: the authors' 800k at batch 8, scaled)")
-    run.add_argument("--epochs", type=float, help="passes over the training images, instead of --iterations")
-    run.add_argument("--batch-size", type=int, default=8, help="images per iteration over all processes (8)")
-    run.add_argument("--lr", type=float, help="peak learning rate (default: 1e-3 x batch-size / 8)")
-    run.add_argument("--output", type=Path, default=Path("runs/train"), metavar="DIR",
+    run.add_argument("--iterations", type=POSITIVE_INT,
+                     help="iterations (default: the authors' 800k at batch 8, scaled)")
+    run.add_argument("--epochs", type=POSITIVE_FLOAT, help="passes over the training images, instead of --iterations")
+    run.add_argument("--batch-size", type=POSITIVE_INT, help="images per iteration over all processes (8)")
+    run.add_argument("--lr", type=POSITIVE_FLOAT, help="peak learning rate (default: 1e-3 x batch-size / 8)")
+    run.add_argument("--output", type=Path, metavar="DIR",
                      help="checkpoints, metrics.jsonl and curves.png go here (default: runs/train)")
-    run.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="iterations (1000)")
-    run.add_argument("--keep", type=int, default=3, metavar="K", help="periodic checkpoints kept (3)")
-    run.add_argument("--val-every", type=int, metavar="N", help="validation mAP every N iterations (and at the end)")
-    run.add_argument("--log-every", type=int, default=10, metavar="N", help="metrics log interval (10)")
+    run.add_argument("--checkpoint-every", type=POSITIVE_INT, metavar="N", help="iterations (1000)")
+    run.add_argument("--keep", type=POSITIVE_INT, metavar="K", help="periodic checkpoints kept (3)")
+    run.add_argument("--val-every", type=POSITIVE_INT, metavar="N",
+                     help="validation mAP every N iterations (and at the end)")
+    run.add_argument("--log-every", type=POSITIVE_INT, metavar="N", help="metrics log interval (10)")
     _add_device_arg(run)
-    run.add_argument("--workers", type=int, default=2, help="data loading processes (2)")
-    run.add_argument("--seed", type=int, default=0)
-    run.add_argument("--precision", choices=PRECISIONS, default="auto",
+    run.add_argument("--workers", type=NON_NEGATIVE_INT, help="data loading processes (2)")
+    run.add_argument("--seed", type=NON_NEGATIVE_INT,
+                     help="seed of the initialisation, the data order and the augmentation (default: 0)")
+    run.add_argument("--precision", choices=PRECISIONS,
                      help="auto: fp16 mixed precision on CUDA, fp32 on CPU; bf16: mixed precision on CUDA or on "
                      "CPUs with AMX/AVX512-BF16 (about 2.5x faster there); fp32: none (default: auto)")
-    run.add_argument("--max-expand", type=float, default=4.0, metavar="R",
+    run.add_argument("--max-expand", type=_number(float, 1.0, what="a zoom-out ratio"), metavar="R",
                      help="augmentation: largest zoom-out of expand (the authors' 4; lower it for data with many "
                      "small objects, 1 turns expand off)")
     run.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across processes (torchrun)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    train.set_defaults(func=run_train)
+    train.set_defaults(func=run_train, device=None)
 
     convert = sub.add_parser("convert", help="convert a YOLO-seg dataset to a COCO annotation file",
-                             description="Write the COCO instances JSON of a YOLO-seg dataset (polygons in pixels).")
+                             description="Write the COCO instances JSON of a YOLO-seg dataset (polygons in pixels).",
+                             epilog=EXAMPLES_CONVERT, formatter_class=argparse.RawDescriptionHelpFormatter)
     convert.add_argument("--images", type=Path, required=True, metavar="DIR", help="the images folder")
     convert.add_argument("--labels", type=Path, required=True, metavar="DIR", help="one polygon .txt per image")
     convert.add_argument("--names", nargs="+", metavar="NAME", help="class names in id order (default: COCO's)")
@@ -196,9 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
                            "of sizes, textured backgrounds) with their COCO annotations: data to try training on.")
     synth.add_argument("--output", type=Path, required=True, metavar="DIR",
                        help="writes DIR/images and DIR/annotations.json")
-    synth.add_argument("--num-images", type=int, default=200, help="number of scenes (200)")
-    synth.add_argument("--size", type=int, default=256, help="scene side in pixels (256)")
-    synth.add_argument("--seed", type=int, default=0, help="scene i is drawn from (seed, i) (default: 0)")
+    synth.add_argument("--num-images", type=POSITIVE_INT, default=200, help="number of scenes (200)")
+    synth.add_argument("--size", type=_number(int, 32, 8192, what="a side in pixels"), default=256,
+                       help="scene side in pixels (256)")
+    synth.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="scene i is drawn from (seed, i) (default: 0)")
     synth.set_defaults(func=run_synthetic)
 
     bench = sub.add_parser("benchmark", help="per-stage latency, FPS, GFLOPs and memory of a model",
@@ -207,13 +276,14 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(bench)
     bench.add_argument("--images", type=Path, metavar="DIR", help="images to run on (default: the bundled samples)")
-    bench.add_argument("--runs", type=int, default=20, help="timed runs per measurement (default: 20)")
-    bench.add_argument("--warmup", type=int, default=3, help="untimed warm-up runs (default: 3)")
-    bench.add_argument("--batch-size", type=int, default=4, help="batch for the throughput figure (default: 4)")
-    bench.add_argument("--score-threshold", type=float, default=0.15, help="as predict (default: 0.15)")
-    bench.add_argument("--top-k", type=int, default=100, help="as predict (default: 100)")
+    bench.add_argument("--runs", type=POSITIVE_INT, default=20, help="timed runs per measurement (default: 20)")
+    bench.add_argument("--warmup", type=NON_NEGATIVE_INT, default=3, help="untimed warm-up runs (default: 3)")
+    bench.add_argument("--batch-size", type=POSITIVE_INT, default=4,
+                       help="batch for the throughput figure (default: 4)")
+    bench.add_argument("--score-threshold", type=PROBABILITY, default=0.15, help="as predict (default: 0.15)")
+    bench.add_argument("--top-k", type=POSITIVE_INT, default=100, help="as predict (default: 100)")
     _add_device_arg(bench)
-    bench.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's)")
+    bench.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(func=run_benchmark)
@@ -233,30 +303,38 @@ def build_parser() -> argparse.ArgumentParser:
                         help="onnx/openvino: INT8 static post-training quantisation, calibrated on --calibration")
     export.add_argument("--calibration", type=Path, metavar="DIR",
                         help="with --int8: a folder of images like those the model will run on")
-    export.add_argument("--calibration-images", type=int, default=64, metavar="N",
+    export.add_argument("--calibration-images", type=POSITIVE_INT, default=64, metavar="N",
                         help="with --int8: calibrate on at most N of them, spread over the folder (default: 64)")
     export.add_argument("--output", type=Path, required=True, metavar="FILE",
                         help="where to write the .pth (.onnx, .xml)")
     export.add_argument("--random-init", action="store_true",
                         help="instead of --weights, write a randomly initialised model of --config (for demos "
                         "and tests: its detections are meaningless)")
-    export.add_argument("--seed", type=int, default=0, help="random seed for --random-init (default: 0)")
+    export.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="random seed for --random-init (default: 0)")
     export.set_defaults(func=run_export)
     return parser
 
 
 def run_predict(args: argparse.Namespace) -> int:
     from yolact.checkpoint import load_checkpoint
-    from yolact.engine.predict_files import predict_files, resolve_sources
+    from yolact.engine.predict_files import check_predict_outputs, predict_files, read_image_ids, resolve_sources
     from yolact.engine.predictor import Predictor
-
-    if args.top_k < 1:
-        raise ValueError("--top-k must be at least 1")
+    from yolact.engine.results import image_ids_for
     from yolact.engine.video import VIDEO_SUFFIXES, is_video_source, predict_video
 
     video_output = args.output is not None and args.output.suffix.lower() in VIDEO_SUFFIXES
     video = is_video_source(args.source) or video_output or args.show
     paths = [] if video else resolve_sources(args.source)
+    video_file = None
+    if video and args.output is not None:
+        video_file = args.output if video_output else args.output / (
+            f"camera{args.source}.mp4" if str(args.source).isdigit() else f"{Path(args.source).stem}.mp4")
+    if args.image_ids is not None and video:
+        raise ValueError("--image-ids applies to images; video frames are numbered from 1")
+    check_predict_outputs(args.source, paths, args.output, args.json, [args.weights, args.image_ids], video_file)
+    image_ids = None
+    if not video:
+        image_ids = read_image_ids(args.image_ids, paths) if args.image_ids else image_ids_for(paths)
     if args.backend in ("onnxruntime", "openvino"):
         if args.device not in ("auto", "cpu"):
             raise ValueError(f"--backend {args.backend} runs on the CPU; leave --device out")
@@ -288,25 +366,22 @@ def run_predict(args: argparse.Namespace) -> int:
                                           precision=args.precision, compile=args.compile,
                                           cuda_graph=False if args.no_cuda_graph else None)
     if video:
-        output = args.output
-        if output is not None and not video_output:
-            output = output / (f"camera{args.source}.mp4" if str(args.source).isdigit() else
-                               f"{Path(args.source).stem}.mp4")
-        result = predict_video(predictor, str(args.source), output, args.json, batch_size=args.batch,
+        result = predict_video(predictor, str(args.source), video_file, args.json, batch_size=args.batch,
                                show=args.show, progress=not args.quiet, streams=args.streams)
         print(f"{result.frames} frame(s), {result.detections} detections on {predictor.device} at "
-              f"{result.fps:.1f} fps" + (f"; video in {output}" if output else "")
+              f"{result.fps:.1f} fps" + (f"; video in {video_file}" if video_file else "")
               + (f"; detections in {args.json}" if args.json else ""))
         return 0
-    summary = predict_files(predictor, paths, args.output, args.json, progress=not args.quiet)
+    summary = predict_files(predictor, paths, args.output, args.json, progress=not args.quiet, image_ids=image_ids,
+                            keep_predictions=len(paths) == 1)
     if not args.quiet:
-        for prediction in summary.predictions if len(paths) == 1 else []:
+        for prediction in summary.predictions:
             print(prediction.describe())
-    done = len(summary.predictions)
+    done = len(paths) - len(summary.skipped)
     print(f"{done} image(s), {summary.num_detections} detections on {predictor.device}"
           + (f"; skipped {len(summary.skipped)} unreadable image(s)" if summary.skipped else "")
           + (f"; overlays in {args.output}" if args.output else "")
-          + (f"; detections in {args.json}" if args.json else ""))
+          + (f"; detections in {args.json} ({summary.image_id_rule})" if args.json else ""))
     return 0 if done else 1
 
 
@@ -317,7 +392,14 @@ def run_eval(args: argparse.Namespace) -> int:
     from yolact.engine.evaluator import evaluate_predictor
     from yolact.engine.predictor import Predictor
     from yolact.io import atomic_write
+    from yolact.outputs import check_output_file
 
+    inputs = [args.ann, args.images, args.weights]
+    for flag, path in (("--json", args.json), ("--save-metrics", args.save_metrics)):
+        if path is not None:
+            check_output_file(path, flag, inputs)
+    if args.json is not None and args.save_metrics is not None and args.json.resolve() == args.save_metrics.resolve():
+        raise ValueError("--json and --save-metrics name the same file; give two different files")
     dataset = load_coco(args.ann, args.images)
     predictor = Predictor.from_checkpoint(args.weights, args.config, args.device, args.score_threshold, args.top_k)
     result = evaluate_predictor(predictor, dataset, args.json, progress=not args.quiet, limit=args.max_images)
@@ -338,7 +420,10 @@ def run_benchmark(args: argparse.Namespace) -> int:
     from yolact.engine import benchmark
     from yolact.engine.predictor import Predictor
     from yolact.io import atomic_write
+    from yolact.outputs import check_output_file
 
+    if args.json is not None:
+        check_output_file(args.json, "--json", [args.weights, *([args.images] if args.images else [])])
     if args.threads:
         torch.set_num_threads(args.threads)
     predictor = Predictor.from_checkpoint(args.weights, args.config, args.device, args.score_threshold, args.top_k)
@@ -351,34 +436,33 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from yolact.engine.train_job import TrainJob, read_dataset_yaml, run_training
+    from yolact.data.splits import read_dataset_yaml
+    from yolact.engine.train_job import TrainJob, resume_job, run_training
 
-    names = None
+    given = {"config": args.config, "iterations": args.iterations, "epochs": args.epochs,
+             "batch_size": args.batch_size, "lr": args.lr, "weights": args.weights,
+             "backbone_weights": args.backbone_weights, "output_dir": args.output, "device": args.device,
+             "workers": args.workers, "seed": args.seed, "checkpoint_every": args.checkpoint_every,
+             "keep_checkpoints": args.keep, "val_every": args.val_every, "log_every": args.log_every,
+             "precision": args.precision, "sync_bn": args.sync_bn or None, "max_expand": args.max_expand}
     if args.data:
-        train_split, val_split, names = read_dataset_yaml(args.data)
+        given["train"], given["val"], given["class_names"] = read_dataset_yaml(args.data)
     else:
-        train_split = _split(args.train_images, args.train_ann, args.train_labels, "train")
-        val_split = _split(args.val_images, args.val_ann, args.val_labels, "val", required=False)
-    if args.iterations is not None and args.epochs is not None:
-        raise ValueError("give --iterations or --epochs, not both")
-    # With validation data and no --val-every, validate at every checkpoint.
-    val_every = args.val_every or (args.checkpoint_every if val_split is not None else None)
-    job = TrainJob(
-        train=train_split, val=val_split, class_names=names, output_dir=args.output, config=args.config,
-        iterations=args.iterations, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weights=args.weights,
-        backbone_weights=args.backbone_weights, resume=args.resume, device=args.device, workers=args.workers,
-        seed=args.seed, checkpoint_every=args.checkpoint_every, keep_checkpoints=args.keep, val_every=val_every,
-        log_every=args.log_every, precision=args.precision, sync_bn=args.sync_bn, progress=not args.quiet,
-        max_expand=args.max_expand,
-    )
+        given["train"] = _split(args.train_images, args.train_ann, args.train_labels, "train",
+                                required=args.resume is None)
+        given["val"] = _split(args.val_images, args.val_ann, args.val_labels, "val", required=False)
+    if args.resume is not None:
+        job = resume_job(args.resume, progress=not args.quiet, **given)
+    else:
+        job = TrainJob(progress=not args.quiet, **{k: v for k, v in given.items() if v is not None})
     path = run_training(job)
-    print(f"done: {path} (metrics in {args.output / 'metrics.jsonl'}, curves in {args.output / 'curves.png'})")
+    print(f"done: {path} (metrics in {path.parent / 'metrics.jsonl'}, curves in {path.parent / 'curves.png'})")
     return 0
 
 
 def _split(images: Path | None, ann: Path | None, labels: Path | None, name: str, required: bool = True
            ) -> DataSplit | None:
-    from yolact.engine.train_job import DataSplit
+    from yolact.data.splits import DataSplit
 
     if images is None and ann is None and labels is None:
         if required:
@@ -392,7 +476,9 @@ def _split(images: Path | None, ann: Path | None, labels: Path | None, name: str
 
 def run_synthetic(args: argparse.Namespace) -> int:
     from yolact.data.synthetic import write_synthetic_coco
+    from yolact.outputs import check_output_dir
 
+    check_output_dir(args.output, "--output")
     ann, images = write_synthetic_coco(args.output, args.num_images, args.seed, (args.size, args.size))
     print(f"wrote {args.num_images} scenes to {images} and {ann}")
     return 0
@@ -400,19 +486,26 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     from yolact.data.yolo import convert_yolo
+    from yolact.outputs import check_output_file
 
+    check_output_file(args.output, "--output", [args.images, args.labels])
     path = convert_yolo(args.images, args.labels, args.output, args.names)
     print(f"wrote {path}")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from yolact.checkpoint import load_checkpoint, save_checkpoint, save_official
+    from yolact.checkpoint import load_checkpoint, load_model_weights, save_checkpoint, save_official
     from yolact.config import get_config
     from yolact.modeling import build_yolact
+    from yolact.outputs import check_output_file
 
     if args.random_init == (args.weights is not None):
         raise ValueError("give either --weights CKPT or --random-init (with --config)")
+    inputs = [p for p in (args.weights, args.calibration) if p is not None]
+    check_output_file(args.output, "--output", inputs)
+    if args.format == "openvino":  # the IR is two files: the .xml and its .bin
+        check_output_file(args.output.with_suffix(".bin"), "--output", inputs)
     if args.random_init:
         if not args.config:
             raise ValueError("--random-init needs --config NAME")
@@ -435,7 +528,10 @@ def run_export(args: argparse.Namespace) -> int:
         from yolact.export.pipeline import export_model
 
         model = build_yolact(config)
-        model.load_state_dict(state_dict)
+        if args.random_init:
+            model.load_state_dict(state_dict)
+        else:
+            load_model_weights(model, checkpoint, args.weights)
         path = export_model(model, config, args.output, class_names or COCO_CLASSES,
                             category_ids or COCO_CATEGORY_IDS, args.format,
                             args.calibration if args.int8 else None, args.calibration_images)
@@ -454,16 +550,27 @@ def run_export(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from yolact.errors import YolactError
+    from yolact.outputs import os_error_line
 
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed in one line
+        return exc.code if isinstance(exc.code, int) else 0
+    debug = os.environ.get("YOLACT_DEBUG", "") not in ("", "0")
     try:
         return args.func(args)
-    except (YolactError, ValueError) as exc:
-        print(f"yolact {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"yolact {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        if debug:
+            raise
+        detail = f": {exc}" if str(exc) else ""
+        print(f"yolact {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
+    except (YolactError, ValueError, OSError) as exc:
+        if debug:
+            raise
+        text = os_error_line(exc) if isinstance(exc, OSError) else str(exc)
+        print(f"yolact {args.command}: error: {' '.join(text.split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -127,6 +127,8 @@ class SolverConfig:
     # BatchNorm is frozen (eval mode, no gradient) when starting from ImageNet weights with fewer than this many
     # images per GPU: batch statistics of a few images are too noisy to train on.
     freeze_bn_below_batch: int = 6
+    # Gradients are rescaled to at most this global L2 norm before each step; None: no clipping (the authors').
+    grad_clip_norm: float | None = None
 
     def for_iterations(self, iterations: int) -> SolverConfig:
         """A schedule of ``iterations`` for runs the user sizes: the peak lr holds until 85 % of the run, then

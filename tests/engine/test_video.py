@@ -140,7 +140,7 @@ def test_cli_video_and_a_folder_of_frames(predictor: yolact.Predictor, clip: Pat
     assert read_back(tmp_path / "f.avi")[:3] == (5, WIDTH, HEIGHT)
     capsys.readouterr()
     assert main(["predict", str(clip), "--weights", str(weights), "--streams", "0", "--quiet"]) == 2
-    assert "streams must be at least 1" in capsys.readouterr().err
+    assert "--streams: 0 is out of range" in capsys.readouterr().err
 
 
 def test_missing_camera_and_no_display_are_one_line_errors(predictor: yolact.Predictor, clip: Path,

@@ -18,7 +18,10 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise ImageReadError(f"{path}: no such image file; check the path")
     # np.fromfile + imdecode instead of imread: works for non-ASCII paths on every platform.
-    data = np.fromfile(str(path), dtype=np.uint8)
+    try:
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read it ({exc.strerror or exc}); check its permissions") from None
     if data.size == 0:
         raise ImageReadError(f"{path}: the file is empty; replace or remove it")
     try:

@@ -9,56 +9,94 @@ rectangle. An image without a label file (or with an empty one) is a background 
 from __future__ import annotations
 
 import json
-import re
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from pycocotools import mask as mask_utils
 
-from yolact.data.coco import AnnotationError
+from yolact.data.coco import MAX_ID, AnnotationError, short_repr
 from yolact.data.coco_classes import COCO_CLASSES
 from yolact.data.images import list_images, read_image
 from yolact.io import atomic_write
 
 # Normalised coordinates may overshoot [0, 1] by rounding; beyond this the file is not what it claims to be.
 _COORD_TOLERANCE = 1e-3
+# Without class names, class ids up to the largest become names class0..classN: a bound keeps one corrupt id from
+# making millions of them (LVIS, the largest common label set, has 1203 classes).
+MAX_UNNAMED_CLASSES = 10_000
+
+
+def _read_label_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise AnnotationError(f"{path}: cannot read this label file ({exc.strerror or exc})") from None
+    try:
+        return raw.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is no error
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise AnnotationError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the label file "
+                              "as UTF-8") from None
+
+
+def _class_id(token: str, where: str, num_classes: int | None) -> int:
+    # isascii: str.isdigit also accepts digits such as '²' that int() rejects.
+    if not (token.isascii() and token.isdigit()):
+        raise AnnotationError(f"{where}: the class must be a non-negative integer, got {short_repr(token)}")
+    digits = token.lstrip("0") or "0"
+    shown = digits if len(digits) <= 20 else f"{digits[:10]}... ({len(digits)} digits)"
+    # Python refuses int() of thousands of digits; anything of more than 18 is beyond every limit here anyway.
+    class_id = int(digits) if len(digits) <= 18 else MAX_ID
+    if num_classes is not None and class_id >= num_classes:
+        raise AnnotationError(f"{where}: class {shown} but only {num_classes} class names were given")
+    if num_classes is None and class_id >= MAX_UNNAMED_CLASSES:
+        raise AnnotationError(f"{where}: class {shown} is not below {MAX_UNNAMED_CLASSES}; give the class names "
+                              "(names: in the dataset YAML) or fix the line")
+    return class_id
 
 
 def _parse_label_file(path: Path, num_classes: int | None) -> list[tuple[int, list[float]]]:
     """(class id, normalised polygon [x1, y1, x2, y2, ...]) per line; AnnotationError names file and line."""
     instances = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    # Lines end at \n, \r\n or \r only, as editors number them (str.splitlines also splits at \f, \x1c, ...).
+    text = _read_label_text(path).replace("\r\n", "\n").replace("\r", "\n")
+    for number, line in enumerate(text.split("\n"), start=1):
         fields = line.split()
         if not fields:
             continue
         where = f"{path}:{number}"
-        if not re.fullmatch(r"\d+", fields[0]):
-            raise AnnotationError(f"{where}: the class must be a non-negative integer, got {fields[0]!r}")
-        class_id = int(fields[0])
-        if num_classes is not None and class_id >= num_classes:
-            raise AnnotationError(f"{where}: class {class_id} but only {num_classes} class names were given")
+        class_id = _class_id(fields[0], where, num_classes)
         try:
             coords = [float(v) for v in fields[1:]]
         except ValueError:
-            raise AnnotationError(f"{where}: coordinates must be numbers: {line.strip()!r}") from None
-        if len(coords) == 4:  # a detection label: centre x, centre y, width, height
+            raise AnnotationError(f"{where}: coordinates must be numbers: {short_repr(line.strip())}") from None
+        if not all(math.isfinite(v) for v in coords):
+            raise AnnotationError(f"{where}: coordinates must be finite numbers: {short_repr(line.strip())}")
+        box = len(coords) == 4
+        if box:  # a detection label: centre x, centre y, width, height
             cx, cy, w, h = coords
+            if w < 0 or h < 0:
+                raise AnnotationError(f"{where}: a box 'class cx cy w h' needs a width and height of at least 0")
             coords = [cx - w / 2, cy - h / 2, cx + w / 2, cy - h / 2, cx + w / 2, cy + h / 2, cx - w / 2, cy + h / 2]
         elif len(coords) < 6 or len(coords) % 2:
             raise AnnotationError(f"{where}: expected 'class x1 y1 x2 y2 x3 y3 ...' (a polygon of at least 3 "
                                   f"points, or 'class cx cy w h'), got {len(coords)} coordinates")
         if any(not (-_COORD_TOLERANCE <= v <= 1 + _COORD_TOLERANCE) for v in coords):
-            raise AnnotationError(f"{where}: coordinates must be normalised to [0, 1] by the image size")
+            what = "the box reaches outside the image: " if box else ""
+            raise AnnotationError(f"{where}: {what}coordinates must be normalised to [0, 1] by the image size")
+        # A polygon of zero area is kept, as COCO keeps such annotations; training drops boxes under 4 px.
         instances.append((class_id, [min(max(v, 0.0), 1.0) for v in coords]))
     return instances
 
 
 def _image_ids(images: list[Path]) -> list[int]:
     """The number in every file name (``000000000009.jpg`` -> 9) when all are distinct numbers, else 1..N."""
-    if all(p.stem.isdigit() for p in images):
+    # ASCII digits only (int() rejects some that str.isdigit accepts, such as '²'), and ids that fit COCO's.
+    if all(p.stem.isascii() and p.stem.isdigit() for p in images):
         ids = [int(p.stem) for p in images]
-        if len(set(ids)) == len(ids):
+        if len(set(ids)) == len(ids) and max(ids, default=0) <= MAX_ID:
             return ids
     return list(range(1, len(images) + 1))
 

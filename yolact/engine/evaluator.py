@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +25,7 @@ from yolact.data.images import read_image
 from yolact.engine.predictor import Predictor
 from yolact.engine.results import Prediction
 from yolact.errors import ImageReadError, YolactError
-from yolact.io import atomic_write
+from yolact.outputs import JsonListWriter
 
 # pycocotools' stats[0:6], in order.
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -68,7 +67,8 @@ class EvalResult:
                 "num_skipped": len(self.skipped)}
 
     def format_table(self, per_class: bool = False) -> str:
-        lines = [f"{'':6}" + "".join(f"{m:>8}" for m in METRIC_NAMES)]
+        # Percent, as COCO's papers print them; to_dict (--save-metrics) and training validation keep fractions.
+        lines = [f"{'AP, %':6}" + "".join(f"{m:>8}" for m in METRIC_NAMES)]
         for iou_type in IOU_TYPES:
             values = getattr(self, iou_type)
             lines.append(f"{iou_type:6}" + "".join(f"{_percent(values[m]):>8}" for m in METRIC_NAMES))
@@ -160,13 +160,17 @@ class Evaluator:
         self.image_ids: list[int] = []
         self.skipped: list[str] = []
 
-    def add(self, image_id: int, prediction: Prediction) -> None:
+    def add(self, image_id: int, prediction: Prediction) -> list[dict]:
+        """Score ``prediction`` as image ``image_id``'s; returns its records (those the dataset can score)."""
         self.image_ids.append(image_id)
+        added = []
         for record in prediction.to_coco(image_id):
             category_id = self.class_to_category.get(record["class_index"])
             if category_id is not None:  # a class the dataset does not have cannot be scored
                 record["category_id"] = category_id
-                self.records.append(record)
+                added.append(record)
+        self.records.extend(added)
+        return added
 
     def evaluate(self) -> EvalResult:
         categories = sorted(set(self.class_to_category.values()))
@@ -174,8 +178,13 @@ class Evaluator:
         result.skipped = list(self.skipped)
         return result
 
-    def run(self, predictor: Predictor, progress: bool = True, limit: int | None = None) -> EvalResult:
-        """Predict on every image of the dataset (unreadable or missing ones are reported, skipped and counted)."""
+    def run(self, predictor: Predictor, progress: bool = True, limit: int | None = None,
+            results: JsonListWriter | None = None) -> EvalResult:
+        """Predict on every image of the dataset (unreadable or missing ones are reported, skipped and counted);
+        each image's records go to ``results`` as it finishes.
+
+        The predictor's score threshold and top-k apply: ``yolact eval``'s figures come from
+        ``score_threshold=0.0`` and ``top_k=100``, COCO's own protocol."""
         image_ids = self.dataset.image_ids[:limit]
         for image_id in tqdm(image_ids, desc="eval", unit="img", disable=not progress):
             path = self.dataset.image_path(image_id)
@@ -185,18 +194,21 @@ class Evaluator:
                 self.skipped.append(str(exc))
                 tqdm.write(f"skipped {exc}")
                 continue
-            self.add(image_id, predictor.predict_arrays([image], [str(path)])[0])
+            records = self.add(image_id, predictor.predict_arrays([image], [str(path)])[0])
+            if results is not None:
+                results.extend(records)
         return self.evaluate()
 
 
 def evaluate_predictor(predictor: Predictor, dataset: CocoDataset, json_path: Path | None = None,
                        progress: bool = True, limit: int | None = None) -> EvalResult:
-    """``yolact eval``: run, score, and optionally write all detections as one COCO results list."""
+    """``yolact eval``: run, score, and optionally write all detections as one COCO results list (kept valid and
+    complete up to the last finished image as it grows)."""
     evaluator = Evaluator(dataset, predictor.class_names)
-    result = evaluator.run(predictor, progress, limit)
-    if json_path is not None:
-        atomic_write(json_path, lambda f: f.write(json.dumps(evaluator.records).encode()))
-    return result
+    if json_path is None:
+        return evaluator.run(predictor, progress, limit)
+    with JsonListWriter(json_path) as results:
+        return evaluator.run(predictor, progress, limit, results)
 
 
 def evaluate_agreement(reference: Sequence[Prediction], candidate: Sequence[Prediction], class_names: Sequence[str],

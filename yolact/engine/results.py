@@ -135,11 +135,23 @@ def _column_runs(window: np.ndarray, x1: int, y1: int, height: int, width: int) 
     return np.diff(positions, prepend=0, append=total).tolist()
 
 
-def image_ids_for(paths: Sequence[str | Path]) -> list[int]:
-    """COCO image ids for files: the number in each file name (``000000000009.jpg`` -> 9; the last number when
-    there are several), or the file's 1-based position when its name has no number."""
-    ids = []
-    for position, path in enumerate(paths, start=1):
+@dataclass(frozen=True)
+class ImageIds:
+    """The COCO image id of every image of a run, and the rule that gave them (for the run's summary line)."""
+
+    ids: list[int]
+    rule: str
+
+
+def image_ids_for(paths: Sequence[str | Path]) -> ImageIds:
+    """COCO image ids for files that cannot collide: the number in each file name (``000000000009.jpg`` -> 9; the
+    last number when there are several) when every file has one and they are all different, else each file's
+    1-based position in ``paths`` (``cat1.jpg`` and ``dog1.jpg`` would both be 1)."""
+    numbers = []
+    for path in paths:
         found = re.findall(r"\d+", Path(path).stem)
-        ids.append(int(found[-1]) if found else position)
-    return ids
+        numbers.append(int(found[-1]) if found else None)
+    if None not in numbers and len(set(numbers)) == len(numbers):
+        return ImageIds(numbers, "image ids from the numbers in the file names")  # type: ignore[arg-type]
+    return ImageIds(list(range(1, len(paths) + 1)),
+                    "image ids by position in name order (the file names' numbers are missing or repeat)")

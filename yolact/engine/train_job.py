@@ -7,9 +7,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-import yaml
 
 from yolact.checkpoint import (
     drop_legacy_keys,
@@ -21,41 +21,28 @@ from yolact.checkpoint import (
 )
 from yolact.config import SolverConfig, YolactConfig, get_config
 from yolact.data.augment import MAX_EXPAND, TrainTransform
-from yolact.data.coco import AnnotationError, CocoDataset, coco_from_dict, load_coco, validate_coco
+from yolact.data.coco import CocoDataset
 from yolact.data.datasets import InstanceDataset
-from yolact.data.yolo import yolo_to_coco
+from yolact.data.splits import DataSplit
 from yolact.engine import distributed as dist_utils
 from yolact.engine.evaluator import Evaluator
 from yolact.engine.predictor import Predictor
 from yolact.engine.trainer import Trainer, TrainOptions
 from yolact.errors import YolactError
 from yolact.modeling import Yolact, build_yolact
+from yolact.outputs import check_output_dir
 
 
-@dataclass
-class DataSplit:
-    """One split: a COCO annotation file, or a YOLO-seg labels folder, and its images."""
-
-    images: Path
-    annotations: Path | None = None  # COCO JSON
-    labels: Path | None = None  # YOLO-seg .txt folder
-
-    def load(self, class_names: list[str] | None = None) -> CocoDataset:
-        if self.annotations is not None:
-            return load_coco(self.annotations, self.images)
-        if self.labels is None:
-            raise YolactError(f"{self.images}: give its COCO annotation file or its YOLO labels folder")
-        data = validate_coco(yolo_to_coco(self.images, self.labels, class_names), self.labels)
-        return CocoDataset(self.labels, self.images, coco_from_dict(data))
-
-
-@dataclass
+@dataclass(frozen=True)
 class TrainJob:
-    train: DataSplit
-    output_dir: Path
+    """Everything one ``yolact train`` run is set up with; checkpoints keep it (:meth:`to_record`), so
+    ``--resume CKPT`` alone continues the run as it was started (:func:`resume_job`)."""
+
+    train: DataSplit | None  # None only in a job that resumes and takes its data from the checkpoint
+    output_dir: Path = Path("runs/train")
     val: DataSplit | None = None
     class_names: list[str] | None = None  # for YOLO labels
-    config: str = "yolact_resnet18"
+    config: str | YolactConfig = "yolact_resnet18"
     iterations: int | None = None  # default: the authors' schedule at this batch size
     epochs: float | None = None  # alternative to iterations: passes over the training images
     batch_size: int = 8
@@ -68,40 +55,122 @@ class TrainJob:
     seed: int = 0
     checkpoint_every: int = 1000
     keep_checkpoints: int = 3
-    val_every: int | None = None
+    val_every: int | None = None  # default: at every checkpoint when there is validation data
     log_every: int = 10
     precision: str = "auto"  # auto | fp32 | fp16 | bf16 (yolact.engine.trainer.resolve_precision)
     sync_bn: bool = False
     progress: bool = True
     max_expand: float = MAX_EXPAND  # expand's largest zoom-out (the authors' 4; 1 turns it off)
 
+    def to_record(self) -> dict[str, Any]:
+        """The job as builtins for a checkpoint (absolute paths; no progress, no resume)."""
+        record: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            if item.name in ("progress", "resume"):
+                continue
+            value = getattr(self, item.name)
+            if isinstance(value, DataSplit):
+                value = {k: None if v is None else str(Path(v).absolute())
+                         for k, v in dataclasses.asdict(value).items()}
+            elif isinstance(value, Path):
+                value = str(value.absolute())
+            elif isinstance(value, YolactConfig):
+                value = value.name
+            record[item.name] = value
+        return record
 
-def read_dataset_yaml(path: Path) -> tuple[DataSplit, DataSplit | None, list[str] | None]:
-    """A dataset YAML: ``train: {annotations|labels, images}``, optional ``val`` likewise, optional ``names``;
-    relative paths are taken from the YAML's folder."""
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise AnnotationError(f"{path}: cannot read this dataset YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(spec, dict) or not isinstance(spec.get("train"), dict):
-        raise AnnotationError(f"{path}: expected 'train: {{annotations: ..., images: ...}}' (and optionally 'val')")
+    @staticmethod
+    def from_record(record: dict[str, Any]) -> TrainJob:
+        known = {item.name: item for item in dataclasses.fields(TrainJob)}
+        values: dict[str, Any] = {}
+        for name, value in record.items():
+            if name not in known:
+                continue  # written by a later version
+            if name in ("train", "val") and value is not None:
+                value = DataSplit(**{k: None if v is None else Path(v) for k, v in value.items()})
+            elif name in ("output_dir", "weights", "backbone_weights") and value is not None:
+                value = Path(value)
+            values[name] = value
+        return TrainJob(**values)
 
-    def split(name: str) -> DataSplit | None:
-        entry = spec.get(name)
-        if entry is None:
-            return None
-        if not isinstance(entry, dict) or "images" not in entry:
-            raise AnnotationError(f"{path}: '{name}' needs 'images' and 'annotations' (COCO) or 'labels' (YOLO)")
 
-        def resolve(key: str) -> Path | None:
-            return (path.parent / entry[key]) if entry.get(key) else None
+# What a resumed run cannot change: they fix the model, the data order, the augmentation and the schedule, so a
+# resumed run replays exactly what the uninterrupted one would have done.
+FIXED_ON_RESUME = ("config", "iterations", "epochs", "batch_size", "lr", "weights", "backbone_weights", "seed",
+                   "max_expand", "class_names")
+FLAGS = {"config": "--config", "iterations": "--iterations", "epochs": "--epochs", "batch_size": "--batch-size",
+         "lr": "--lr", "weights": "--weights", "backbone_weights": "--backbone-weights", "seed": "--seed",
+         "max_expand": "--max-expand", "class_names": "names", "output_dir": "--output", "device": "--device",
+         "workers": "--workers", "checkpoint_every": "--checkpoint-every", "keep_checkpoints": "--keep",
+         "val_every": "--val-every", "log_every": "--log-every", "precision": "--precision", "sync_bn": "--sync-bn",
+         "train": "the training data", "val": "the validation data"}
+CHECKPOINT_NAMES = ("last.pth", "interrupt.pth")
 
-        return DataSplit(resolve("images"), resolve("annotations"), resolve("labels"))  # type: ignore[arg-type]
 
-    names = spec.get("names")
-    if isinstance(names, dict):
-        names = [names[k] for k in sorted(names)]
-    return split("train"), split("val"), names  # type: ignore[return-value]
+def latest_checkpoint(folder: Path) -> Path:
+    """The newest checkpoint of a run folder (``interrupt.pth``, ``iter_*.pth``, ``last.pth``)."""
+    candidates = [p for p in folder.glob("*.pth") if p.name in CHECKPOINT_NAMES or p.name.startswith("iter_")]
+    if not candidates:
+        raise YolactError(f"--resume {folder}: no checkpoint in this folder (last.pth, interrupt.pth, iter_*.pth); "
+                          "give a checkpoint file")
+    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def resume_job(path: str | Path, report: Callable[[str], None] = print, **given: Any) -> TrainJob:
+    """The job that wrote checkpoint ``path`` (or the newest checkpoint in the run folder ``path``), to continue.
+
+    ``given`` are options set again (the flags of ``yolact train --resume``): where a run may change them (output,
+    data location, device, workers, checkpoint and validation cadence, logging, precision) they override the
+    saved ones and ``report`` says which; options that fix the schedule must equal the saved ones."""
+    path = Path(path)
+    if path.is_dir():
+        path = latest_checkpoint(path)
+    checkpoint = load_checkpoint(path)
+    if "optimizer" not in checkpoint.extra:
+        raise YolactError(f"{path}: has no training state to resume; use --weights to start from it")
+    train = checkpoint.extra.get("train", {})
+    if "job" in train:
+        saved = TrainJob.from_record(train["job"])
+    else:  # written before checkpoints kept their job: only the schedule is known
+        saved = TrainJob(train=None, seed=int(train["seed"]), batch_size=int(train["batch_size"]),
+                         max_expand=float(train.get("max_expand", MAX_EXPAND)), config=checkpoint.config.name)
+        if given.get("train") is None:
+            raise YolactError(f"{path}: this checkpoint does not record its data; give the training data again "
+                              "(--data, or --train-ann/--train-labels with --train-images)")
+    changes, overridden = {}, []
+    for name, value in given.items():
+        if value is None or name in ("progress", "resume"):
+            continue
+        before = getattr(saved, name)
+        same = _same_value(value, before)
+        if name in FIXED_ON_RESUME:
+            if not same and not (name == "config" and value == checkpoint.config.name):
+                raise YolactError(f"{FLAGS[name]} {_shown(value)}: this run was started with {_shown(before)}, and a "
+                                  "resumed run keeps it; leave it out, or start a new run with --weights "
+                                  f"{path} to change it")
+            continue
+        if not same:
+            overridden.append(f"{FLAGS.get(name, name)} {_shown(value)} (was {_shown(before)})")
+        changes[name] = value
+    if "train" in changes and "val" not in changes:  # new data flags name both splits, or none
+        changes["val"] = None
+    if overridden:
+        report("resumed with " + ", ".join(overridden))
+    return dataclasses.replace(saved, **changes, resume=path, progress=given.get("progress", True))
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, DataSplit) and isinstance(b, DataSplit):
+        return all(_same_value(getattr(a, f), getattr(b, f)) for f in ("images", "annotations", "labels"))
+    if isinstance(a, Path) or isinstance(b, Path):
+        return a is not None and b is not None and Path(a).absolute() == Path(b).absolute()
+    return a == b
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, DataSplit):
+        return str(value.annotations or value.labels)
+    return str(value)
 
 
 def _initialise(model: Yolact, job: TrainJob, report: Callable[[str], None]) -> bool:
@@ -124,7 +193,8 @@ def _initialise(model: Yolact, job: TrainJob, report: Callable[[str], None]) -> 
 
 
 def model_backbone_name(job: TrainJob) -> str:
-    return f"the {get_config(job.config).backbone.display_name} backbone"
+    config = job.config if isinstance(job.config, YolactConfig) else get_config(job.config)
+    return f"the {config.backbone.display_name} backbone"
 
 
 def _modules(keys: list[str]) -> list[str]:
@@ -142,13 +212,42 @@ def make_validator(dataset: CocoDataset, config: YolactConfig, class_names: list
     return validate
 
 
+def check_job(job: TrainJob) -> None:
+    """Options in range and every output checked, before any data is read: one line naming the option."""
+    if job.train is None:
+        raise YolactError("give the training data: --data dataset.yaml, or --train-ann JSON (or --train-labels DIR) "
+                          "with --train-images DIR")
+    positive = {"batch_size": job.batch_size, "iterations": job.iterations, "epochs": job.epochs, "lr": job.lr,
+                "checkpoint_every": job.checkpoint_every, "keep_checkpoints": job.keep_checkpoints,
+                "val_every": job.val_every, "log_every": job.log_every}
+    for name, value in positive.items():
+        if value is not None and not value > 0:
+            raise YolactError(f"{FLAGS.get(name, name)} {value}: give a positive number")
+    if job.iterations is not None and job.epochs is not None:
+        raise YolactError("give --iterations or --epochs, not both")
+    if job.workers < 0:
+        raise YolactError(f"--workers {job.workers}: give 0 (load in the main process) or more")
+    if job.max_expand < 1.0:
+        raise YolactError(f"--max-expand {job.max_expand:g}: give a zoom-out ratio >= 1 (1 turns expand off)")
+    if job.batch_size < dist_utils.world_size():
+        raise YolactError(f"--batch-size {job.batch_size} is smaller than the {dist_utils.world_size()} processes; "
+                          "give at least one image per process")
+    inputs = [p for split in (job.train, job.val) if split is not None
+              for p in (split.images, split.annotations, split.labels) if p is not None]
+    inputs += [p for p in (job.weights, job.backbone_weights) if p is not None]
+    check_output_dir(job.output_dir, "--output", inputs,
+                     planned_names=[*CHECKPOINT_NAMES, "metrics.jsonl", "curves.png"])
+
+
 def run_training(job: TrainJob, report: Callable[[str], None] = print) -> Path:
     """Train as ``job`` says; returns the final checkpoint (``output_dir/last.pth``)."""
+    check_job(job)
     dist_utils.init(job.device)
     main = dist_utils.rank() == 0
     say = report if main else (lambda _: None)
+    assert job.train is not None  # check_job
     train_coco = job.train.load(job.class_names)
-    base = get_config(job.config)
+    base = job.config if isinstance(job.config, YolactConfig) else get_config(job.config)
     resumed = None
     if job.resume is not None:
         resumed = load_checkpoint(job.resume)
@@ -159,10 +258,12 @@ def run_training(job: TrainJob, report: Callable[[str], None] = print) -> Path:
         saved = resumed.extra.get("train", {})
         job = dataclasses.replace(job, seed=int(saved["seed"]), batch_size=int(saved["batch_size"]),
                                   max_expand=float(saved.get("max_expand", MAX_EXPAND)))
-    if job.max_expand < 1.0:
-        raise YolactError(f"--max-expand {job.max_expand:g}: give a zoom-out ratio >= 1 (1 turns expand off)")
     transform = TrainTransform(base.max_size, base.backbone, max_expand=job.max_expand)
     dataset = InstanceDataset(train_coco, transform, seed=job.seed)
+    if resumed is not None and resumed.config.num_classes != len(dataset.class_names):
+        raise YolactError(f"{job.resume}: the run has {resumed.config.num_classes} classes but this training data "
+                          f"has {len(dataset.class_names)}; resume on the data the run was started with, or start a "
+                          f"new run from it with --weights {job.resume}")
     config = dataclasses.replace(base, num_classes=len(dataset.class_names))
     if resumed is not None:
         solver = SolverConfig(**{k: tuple(v) if isinstance(v, list) else v
@@ -189,12 +290,14 @@ def run_training(job: TrainJob, report: Callable[[str], None] = print) -> Path:
     if freeze_bn:
         say(f"BatchNorm frozen: pretrained weights and {per_process} images per process "
             f"(< {config.solver.freeze_bn_below_batch})")
+    # With validation data and no --val-every, validate at every checkpoint.
+    val_every = job.val_every or (job.checkpoint_every if job.val is not None else None)
     options = TrainOptions(
         output_dir=job.output_dir, iterations=solver.max_iterations, batch_size=job.batch_size, seed=job.seed,
         device=job.device, workers=job.workers, checkpoint_every=job.checkpoint_every,
-        keep_checkpoints=job.keep_checkpoints, log_every=job.log_every, val_every=job.val_every,
+        keep_checkpoints=job.keep_checkpoints, log_every=job.log_every, val_every=val_every,
         precision=job.precision, freeze_bn=freeze_bn, sync_bn=job.sync_bn, progress=job.progress,
-        max_expand=job.max_expand,
+        max_expand=job.max_expand, job=job.to_record(),
     )
     device = dist_utils.training_device(job.device)
     validate = None

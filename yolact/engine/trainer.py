@@ -26,6 +26,7 @@ from yolact.errors import YolactError
 from yolact.io import atomic_write
 from yolact.losses import YolactCriterion
 from yolact.modeling import Yolact
+from yolact.outputs import make_dir
 from yolact.structures import InstanceTarget
 
 
@@ -68,6 +69,8 @@ class TrainOptions:
     progress: bool = True
     # Recorded in checkpoints so --resume rebuilds the same augmentation (the dataset's transform applies it).
     max_expand: float = 4.0
+    # The job that set the run up (TrainJob.to_record), kept in checkpoints so --resume alone restores it.
+    job: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -141,8 +144,9 @@ class Trainer:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.network: nn.Module = dist_utils.wrap(self.model, self.device)
         self.criterion = YolactCriterion(config.loss, config.box_variances, maskiou_net=self.model.maskiou_net)
+        self._trained_parameters = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.SGD(
-            [p for p in self.model.parameters() if p.requires_grad],
+            self._trained_parameters,
             lr=self.solver.lr, momentum=self.solver.momentum, weight_decay=self.solver.weight_decay,
         )
         self.autocast_dtype = resolve_precision(options.precision, self.device)
@@ -162,7 +166,7 @@ class Trainer:
             "history": self.state.history,
             "train": {"seed": self.options.seed, "batch_size": self.options.batch_size,
                       "iterations": self.options.iterations, "freeze_bn": self.options.freeze_bn,
-                      "max_expand": self.options.max_expand,
+                      "max_expand": self.options.max_expand, "job": self.options.job,
                       "solver": {k: list(v) if isinstance(v, tuple) else v
                                  for k, v in dataclasses.asdict(self.solver).items()}},
         }
@@ -187,6 +191,11 @@ class Trainer:
             self.scaler.load_state_dict(extra["scaler"])
         set_rng_state(extra["rng"])
         self.state = TrainState(int(extra["iteration"]), list(extra.get("history", [])))
+        if self.rank == 0:
+            # The log as of the checkpoint: rows a killed run wrote after it are replayed, so they would repeat.
+            make_dir(self.options.output_dir)
+            rows = "".join(json.dumps(record) + "\n" for record in self.state.history)
+            atomic_write(self.options.output_dir / "metrics.jsonl", lambda f: f.write(rows.encode()))
 
     # ---------------------------------------------------------------------------------------------- the loop
     def _loader(self, start: int) -> DataLoader:
@@ -220,6 +229,9 @@ class Trainer:
             self._diverged(f"the loss became {total.item()} ({terms})")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
+        if self.solver.grad_clip_norm is not None:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the loss-scaled ones
+            torch.nn.utils.clip_grad_norm_(self._trained_parameters, self.solver.grad_clip_norm)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.state.iteration += 1
@@ -237,7 +249,8 @@ class Trainer:
         """Run to ``options.iterations``; returns the final checkpoint (``last.pth``)."""
         opts, main = self.options, self.rank == 0
         if main:
-            opts.output_dir.mkdir(parents=True, exist_ok=True)
+            make_dir(opts.output_dir)
+            _remove_partial_writes(opts.output_dir)
         if opts.freeze_bn:
             freeze_batchnorm(self.model)
         bar = tqdm(total=opts.iterations, initial=self.state.iteration, desc="train", unit="it",
@@ -247,9 +260,11 @@ class Trainer:
         try:
             for images, targets in self._loader(self.state.iteration):
                 values = self.step(images, targets)
-                running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in values.items()}
+                running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in values.items() if k != "lr"}
                 bar.update(1)
-                bar.set_postfix({k: f"{v:.3g}" for k, v in running.items()}, refresh=False)
+                # Losses smoothed (they jump from batch to batch), the lr as it is.
+                bar.set_postfix({**{k: f"{v:.3g}" for k, v in running.items()}, "lr": f"{values['lr']:.3g}"},
+                                refresh=False)
                 it = self.state.iteration
                 if main and (it % opts.log_every == 0 or it == opts.iterations):
                     self._log({"iteration": it, **values, "seconds": time.perf_counter() - started})
@@ -289,6 +304,13 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
         if any(k.startswith("val_") for k in record) or record["iteration"] == self.options.iterations:
             plot_curves(self.state.history, self.options.output_dir / "curves.png")
+
+
+def _remove_partial_writes(folder: Path) -> None:
+    """Temporary files of checkpoints and curves that a killed run left half written (atomic_write's names)."""
+    for name in ("last.pth", "interrupt.pth", "iter_*.pth", "curves.png", "metrics.jsonl"):
+        for partial in folder.glob(f".{name}.*.tmp"):
+            partial.unlink(missing_ok=True)
 
 
 def _as_float(output: Any) -> dict[str, Tensor]:

@@ -9,7 +9,7 @@ flat and let the slowest stage set the pace.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import queue
 import threading
@@ -30,7 +30,7 @@ from yolact.engine.predictor import Predictor
 from yolact.engine.results import Prediction
 from yolact.engine.visualize import draw_instances
 from yolact.errors import YolactError
-from yolact.io import atomic_write
+from yolact.outputs import JsonListWriter, OutputError, make_dir
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 _DONE = object()
@@ -62,7 +62,8 @@ class FrameSource:
         self._paths: list[Path] | None = None
         self._capture: cv2.VideoCapture | None = None
         if text.isdigit():
-            self._capture = cv2.VideoCapture(int(text))
+            with quiet_opencv():  # OpenCV logs its own warnings for a missing camera; the error below says it
+                self._capture = cv2.VideoCapture(int(text))
             if not self._capture.isOpened():
                 raise YolactError(f"camera {text} cannot be opened: no such camera or it is in use; 0 is the first "
                                   "camera (on Linux, ls /dev/video* lists them)")
@@ -72,7 +73,8 @@ class FrameSource:
             if not self._paths:
                 raise YolactError(f"{text}: no images in this folder to read as frames")
         elif Path(text).is_file():
-            self._capture = cv2.VideoCapture(text)
+            with quiet_opencv():
+                self._capture = cv2.VideoCapture(text)
             if not self._capture.isOpened():
                 raise YolactError(f"{text}: OpenCV cannot decode this video; convert it to .mp4 (H.264) or .avi")
         else:
@@ -100,6 +102,17 @@ class FrameSource:
                 yield frame
         finally:
             self._capture.release()
+
+
+@contextlib.contextmanager
+def quiet_opencv() -> Iterator[None]:
+    """OpenCV's log silenced, for calls whose failure we report ourselves in one line."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
 
 
 def display_available() -> str | None:
@@ -163,7 +176,7 @@ def predict_video(
         finally:
             batches.put(_DONE)
 
-    records: list[dict] = []
+    results = JsonListWriter(json_path, unit="frame") if json_path is not None else None
     writer_state: dict[str, cv2.VideoWriter | None] = {"writer": None}
     # Where the overlays are drawn: on a GPU in the writer thread, beside the network; on the CPU in the caller's
     # thread, after each batch. There the network's kernels use every core, and a thread drawing beside them
@@ -173,8 +186,8 @@ def predict_video(
     draw_here = predictor.device.type == "cpu" if draw_in_writer is None else not draw_in_writer
 
     def annotate(index: int, frame: np.ndarray, prediction: Prediction) -> np.ndarray | None:
-        if json_path is not None:
-            records.extend(prediction.to_coco(index))
+        if results is not None:
+            results.extend(prediction.to_coco(index))
         if output is None and not show:
             return None  # nothing shows the overlay: do not draw it
         return draw_instances(frame, prediction.boxes_xyxy, prediction.scores, prediction.class_ids,
@@ -227,13 +240,13 @@ def predict_video(
             writer_state["writer"].release()
         if show:
             cv2.destroyAllWindows()
+        if results is not None:
+            results.close()
     seconds = time.perf_counter() - started
     if errors:
         raise errors[0]
     if count == 0:
         raise YolactError(f"{frames.name}: no frames could be read")
-    if json_path is not None:
-        atomic_write(json_path, lambda f: f.write(json.dumps(records).encode()))
     return VideoSummary(count, detections, seconds)
 
 
@@ -275,9 +288,14 @@ def _predict_in_streams(predictor: Predictor, batches: queue.Queue, streams: int
 
 
 def _open_writer(path: Path, fps: float, width: int, height: int) -> cv2.VideoWriter:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     codec = "XVID" if path.suffix.lower() == ".avi" else "mp4v"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+    with quiet_opencv():
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
     if not writer.isOpened():
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            raise OutputError(f"{path}: the folder {path.parent} is not writable; choose a folder you can write to")
+        if path.suffix.lower() in (".mp4", ".avi"):
+            raise OutputError(f"{path}: OpenCV cannot create this video file; check the path and the free space")
         raise YolactError(f"{path}: OpenCV cannot write this video; use a .mp4 or .avi file name")
     return writer
