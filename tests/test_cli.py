@@ -412,3 +412,119 @@ def test_bad_input_is_one_line_exit_2_and_touches_no_input(args: list[str], need
     assert_one_line_error(code, captured.err, needle)
     assert "Traceback" not in captured.out
     assert _hash_tree(bad_input_folder) == before
+
+
+# --------------------------------------------------------------------------- real OS failures, in subprocesses
+def _cli(args: list[str], cwd: Path, preexec=None, prefix: tuple[str, ...] = ()  # type: ignore[no-untyped-def]
+         ) -> subprocess.Popen:
+    import os
+
+    env = {**os.environ, "MPLCONFIGDIR": str(cwd / ".mpl")}
+    return subprocess.Popen([*prefix, sys.executable, "-m", "yolact.cli", *args], cwd=cwd, env=env,
+                            preexec_fn=preexec, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+READ_ONLY_CASES = [
+    (["predict", "imgs", "--weights", "w.pth", "--output", "ro/out"], "ro is not writable"),
+    (["predict", "imgs", "--weights", "w.pth", "--output", "ro"], "not writable"),
+    (["predict", "imgs", "--weights", "w.pth", "--json", "ro/d.json"], "ro is not writable"),
+    (["predict", "clip.mp4", "--weights", "w.pth", "--output", "ro/clip.mp4"], "ro is not writable"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--weights", "w.pth", "--save-metrics", "ro/m.json"],
+     "ro is not writable"),
+    (["train", "--train-ann", "ann.json", "--train-images", "imgs", "--output", "ro/run", "--iterations", "1"],
+     "ro is not writable"),
+    (["export", "--weights", "w.pth", "--format", "official", "--output", "ro/x.pth"], "ro is not writable"),
+]
+
+
+@pytest.mark.slow
+def test_read_only_folders_are_refused_before_any_work(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path
+    (folder / "imgs").mkdir()
+    small = cv2.resize(cv2.imread(str(IMAGE_9)), (96, 72))
+    cv2.imwrite(str(folder / "imgs" / "a.jpg"), small)
+    writer = cv2.VideoWriter(str(folder / "clip.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 5, (96, 72))
+    writer.write(small)
+    writer.release()
+    (folder / "ann.json").write_text(json.dumps({"images": [{"id": 1, "file_name": "a.jpg", "width": 96,
+                                                             "height": 72}], "annotations": [],
+                                                 "categories": [{"id": 1, "name": "person"}]}))
+    (folder / "w.pth").write_bytes(b"never loaded: the outputs are checked first")
+    (folder / "ro").mkdir()
+    os.chmod(folder / "ro", 0o555)
+    # root writes anywhere: as root the commands run without the capabilities that override file permissions.
+    prefix: tuple[str, ...] = ()
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root without util-linux's setpriv to drop the override capabilities")
+        prefix = (setpriv, "--bounding-set=-dac_override,-dac_read_search,-fowner", "--")
+    procs = [(_cli(args, folder, prefix=prefix), needle) for args, needle in READ_ONLY_CASES]
+    try:
+        for proc, needle in procs:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 2, err
+            assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+            assert needle in err and "choose a folder you can write to" in err, err
+        assert not any((folder / "ro").iterdir())
+    finally:
+        os.chmod(folder / "ro", 0o755)  # so that pytest can clean up
+
+
+@pytest.mark.slow
+def test_a_full_disk_keeps_the_images_finished_before_it(checkpoint: Path, tmp_path: Path) -> None:
+    import resource
+    import signal
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for name, image in (("a.jpg", IMAGE_9), ("b.jpg", IMAGE_25), ("c.jpg", IMAGE_9)):
+        shutil.copy(image, imgs / name)
+    args = ["predict", "imgs", "--weights", str(checkpoint), "--device", "cpu", "--top-k", "3", "--quiet",
+            "--json", "all.json"]
+    whole = _cli(args, tmp_path)
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()  # type: ignore[union-attr]
+    records = json.loads((tmp_path / "all.json").read_text())
+    first = [r for r in records if r["image_id"] == 1]
+    assert first and len(first) < len(records)
+    # The file as it stands after the first image, plus one byte: the second image's write cannot fit.
+    limit = len(("[\n" + ",\n".join(json.dumps(r) for r in first) + "\n]").encode()) + 1
+
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    full = _cli([*args[:-1], "part.json"], tmp_path, small_disk)
+    _, err = full.communicate(timeout=300)
+    assert full.returncode == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert "File too large" in err and "part.json" in err and "1 image before the failure" in err, err
+    assert json.loads((tmp_path / "part.json").read_text()) == first
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_every_finished_image_saved(checkpoint: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for index in range(40):
+        shutil.copy(IMAGE_25, imgs / f"img{index:02d}.jpg")
+    proc = _cli(["predict", "imgs", "--weights", str(checkpoint), "--device", "cpu", "--top-k", "3", "--quiet",
+                 "--json", "d.json", "--output", "out"], tmp_path)
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:
+        path = tmp_path / "d.json"
+        if path.exists() and path.stat().st_size > 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    records = json.loads((tmp_path / "d.json").read_text())  # valid JSON, whenever the interrupt came
+    saved = len({r["image_id"] for r in records})
+    assert f"saved: detections of {saved} image" in err, err
+    assert 1 <= saved < 40 and len(list((tmp_path / "out").iterdir())) >= saved

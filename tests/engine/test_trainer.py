@@ -315,7 +315,7 @@ def test_resume_through_the_cli_keeps_the_augmentation(synthetic: Path, tmp_path
     assert main([*common, "--iterations", "2", "--resume", str(tmp_path / "iter_0000001.pth")]) == 0
     assert yolact.load_checkpoint(tmp_path / "last.pth").extra["train"]["max_expand"] == 2.0
     assert main([*common, "--iterations", "1", "--max-expand", "0.5"]) != 0
-    assert "--max-expand 0.5: give a zoom-out ratio >= 1" in capsys.readouterr().err
+    assert "--max-expand: 0.5 is out of range: give a zoom-out ratio at least 1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

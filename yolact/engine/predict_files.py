@@ -117,14 +117,14 @@ def predict_files(
             if keep_predictions:
                 summary.predictions.append(prediction)
             summary.num_detections += len(prediction)
-            if results is not None:
-                results.extend(prediction.to_coco(image_id))
             if output_dir is not None:
                 overlay = draw_instances(
                     image, prediction.boxes_xyxy, prediction.scores, prediction.class_ids, predictor.class_names,
                     prediction.masks, mask_bounds_xyxy=prediction.mask_bounds_xyxy,
                 )
                 write_overlay(output_dir / path.name, overlay)
+            if results is not None:  # last: an image in the results file has all its outputs
+                results.extend(prediction.to_coco(image_id))
             done += 1
     except KeyboardInterrupt:
         saved = [f"detections of {results.saved_description()} in {json_path}"] if results is not None else []
