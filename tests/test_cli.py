@@ -528,3 +528,64 @@ def test_ctrl_c_leaves_every_finished_image_saved(checkpoint: Path, tmp_path: Pa
     saved = len({r["image_id"] for r in records})
     assert f"saved: detections of {saved} image" in err, err
     assert 1 <= saved < 40 and len(list((tmp_path / "out").iterdir())) >= saved
+
+
+def test_yolact_debug_shows_the_traceback(bad_input_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from yolact.outputs import OutputError
+
+    monkeypatch.setenv("YOLACT_DEBUG", "1")
+    with pytest.raises(OutputError, match="input folder"):
+        main(["predict", "imgs", "--weights", "w.pth", "--output", "imgs"])
+
+
+def test_image_ids_from_a_coco_file_load_with_loadres(capsys: pytest.CaptureFixture[str], checkpoint: Path,
+                                                      tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    shutil.copy(IMAGE_9, imgs / "cat1.jpg")
+    shutil.copy(IMAGE_25, imgs / "dog1.jpg")
+    # Without --image-ids the two "1"s would collide: positions are used, and the summary says so.
+    code, out, _ = run(capsys, ["predict", str(imgs), "--weights", str(checkpoint), "--device", "cpu", "--quiet",
+                                "--top-k", "3", "--json", str(tmp_path / "pos.json")])
+    assert code == 0 and "by position in name order" in out
+    assert {r["image_id"] for r in json.loads((tmp_path / "pos.json").read_text())} == {1, 2}
+    images = [{"id": 70, "file_name": "sub/cat1.jpg", "width": 640, "height": 480},
+              {"id": 71, "file_name": "dog1.jpg", "width": 640, "height": 426}]
+    ann = tmp_path / "ann.json"
+    ann.write_text(json.dumps({"images": images, "annotations": [], "categories": [{"id": 1, "name": "person"}]}))
+    code, out, _ = run(capsys, ["predict", str(imgs), "--weights", str(checkpoint), "--device", "cpu", "--quiet",
+                                "--top-k", "3", "--json", str(tmp_path / "ids.json"), "--image-ids", str(ann),
+                                "--score-threshold", "0"])
+    assert code == 0 and f"ids from {ann}" in out
+    records = json.loads((tmp_path / "ids.json").read_text())
+    assert {r["image_id"] for r in records} == {70, 71}
+    coco = COCO(str(ann))
+    person = [r for r in records if r["category_id"] == 1]
+    if person:  # loadRes checks every image id against the annotation file
+        assert len(coco.loadRes(person).getAnnIds()) == len(person)
+
+
+def test_the_progress_bar_shows_the_lr_of_the_last_iteration(tmp_path: Path,
+                                                              capfd: pytest.CaptureFixture[str]) -> None:
+    import yolact
+    from yolact.config import SolverConfig
+    from yolact.data.synthetic import write_synthetic_coco
+    from yolact.engine.schedule import learning_rate
+
+    ann, images = write_synthetic_coco(tmp_path / "data", 2, seed=0, size=(96, 96))
+    out = tmp_path / "run"
+    capfd.readouterr()
+    assert main(["train", "--train-ann", str(ann), "--train-images", str(images), "--iterations", "4",
+                 "--batch-size", "2", "--device", "cpu", "--workers", "0", "--output", str(out)]) == 0
+    err = capfd.readouterr().err
+    saved = yolact.load_checkpoint(out / "last.pth").extra["train"]["solver"]
+    solver = SolverConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()})
+    rates = [learning_rate(solver, i) for i in range(4)]
+    smoothed = rates[0]
+    for rate in rates[1:]:
+        smoothed = 0.9 * smoothed + 0.1 * rate
+    last = rates[-1]
+    assert f"{last:.3g}" != f"{smoothed:.3g}"  # the schedule moved, so an average would show
+    assert f"lr={last:.3g}" in err.split("\r")[-1] or f"lr={last:.3g}" in err.splitlines()[-1], err[-500:]
