@@ -27,6 +27,10 @@ class OutputError(YolactError):
     """An output path cannot be written, or would overwrite an input."""
 
 
+class WorkInterrupted(KeyboardInterrupt):
+    """Ctrl+C during a run that saves as it goes; its message says what was saved, and where."""
+
+
 def os_error_line(exc: OSError) -> str:
     """One line for an OSError: the path it names (when it names one), why, and what to do about it."""
     fixes = {

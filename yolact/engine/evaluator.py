@@ -25,7 +25,7 @@ from yolact.data.images import read_image
 from yolact.engine.predictor import Predictor
 from yolact.engine.results import Prediction
 from yolact.errors import ImageReadError, YolactError
-from yolact.outputs import JsonListWriter
+from yolact.outputs import JsonListWriter, WorkInterrupted
 
 # pycocotools' stats[0:6], in order.
 METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
@@ -208,7 +208,10 @@ def evaluate_predictor(predictor: Predictor, dataset: CocoDataset, json_path: Pa
     if json_path is None:
         return evaluator.run(predictor, progress, limit)
     with JsonListWriter(json_path) as results:
-        return evaluator.run(predictor, progress, limit, results)
+        try:
+            return evaluator.run(predictor, progress, limit, results)
+        except KeyboardInterrupt:
+            raise WorkInterrupted(f"saved: detections of {results.saved_description()} in {json_path}") from None
 
 
 def evaluate_agreement(reference: Sequence[Prediction], candidate: Sequence[Prediction], class_names: Sequence[str],

@@ -18,11 +18,15 @@ from yolact.engine.results import ImageIds, Prediction, image_ids_for
 from yolact.engine.visualize import draw_instances
 from yolact.errors import ImageReadError, YolactError
 from yolact.io import atomic_write
-from yolact.outputs import JsonListWriter, OutputError, check_output_dir, check_output_file, make_dir, os_error_line
-
-
-class PredictInterrupted(KeyboardInterrupt):
-    """Ctrl+C during a run over files; its message says what was saved."""
+from yolact.outputs import (
+    JsonListWriter,
+    OutputError,
+    WorkInterrupted,
+    check_output_dir,
+    check_output_file,
+    make_dir,
+    os_error_line,
+)
 
 
 @dataclass
@@ -130,7 +134,7 @@ def predict_files(
         saved = [f"detections of {results.saved_description()} in {json_path}"] if results is not None else []
         if output_dir is not None:
             saved.append(f"{done} overlay(s) in {output_dir}")
-        raise PredictInterrupted(f"after {done} of {len(paths)} image(s)"
+        raise WorkInterrupted(f"after {done} of {len(paths)} image(s)"
                                  + (f"; saved: {', '.join(saved)}" if saved else "")) from None
     finally:
         bar.close()

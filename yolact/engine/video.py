@@ -30,7 +30,7 @@ from yolact.engine.predictor import Predictor
 from yolact.engine.results import Prediction
 from yolact.engine.visualize import draw_instances
 from yolact.errors import YolactError
-from yolact.outputs import JsonListWriter, OutputError, make_dir
+from yolact.outputs import JsonListWriter, OutputError, WorkInterrupted, make_dir
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 _DONE = object()
@@ -231,6 +231,12 @@ def predict_video(
             bar.set_postfix(fps=f"{count / (time.perf_counter() - started):.1f}", refresh=False)
             if errors:
                 break
+    except KeyboardInterrupt:
+        saved = [f"{count} frame(s) in {output}"] if output is not None else []
+        if results is not None:
+            saved.append(f"detections of {results.saved_description()} in {json_path}")
+        raise WorkInterrupted(f"after {count} frame(s)" + (f"; saved: {', '.join(saved)}" if saved else "")
+                              ) from None
     finally:
         predictions.close()
         predicted.put(_DONE)
