@@ -39,6 +39,7 @@ def assert_close(name: str, actual: torch.Tensor, expected: np.ndarray) -> None:
     assert diff <= 1e-4 * np.abs(expected).max(), f"{name}: max abs diff {diff}"
 
 
+@pytest.mark.numerics
 def test_intermediate_tensors_match_reference(vector: Path, checkpoint_path: Path) -> None:
     reference = np.load(vector / "reference.npz")
     predictor = Predictor.from_checkpoint(checkpoint_path, read_case(vector)["config"], device="cpu")
@@ -65,6 +66,7 @@ def test_intermediate_tensors_match_reference(vector: Path, checkpoint_path: Pat
     assert_close("scores", final.scores, reference["scores"])
 
 
+@pytest.mark.numerics
 def test_predict_cli_json_matches_expected_detections(vector: Path, checkpoint_path: Path, tmp_path: Path,
                                                       shared_dir: Path) -> None:
     out = tmp_path / "dets.json"

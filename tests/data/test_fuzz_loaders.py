@@ -420,7 +420,7 @@ def test_yolo_fails_with_one_line(yolo_dirs: tuple[Path, Path], data: st.DataObj
 
 
 @pytest.mark.parametrize(("text", "names", "message"), [
-    (b"0 0.1 0.1 0.5 0.1 0.5 0.5\n1 0.5 \xff\n", None, r"a\.txt:2: not UTF-8 text"),
+    (b"0 0.1 0.1 0.5 0.1 0.5 0.5\n1 0.5 \xff\n", None, r"a\.txt:2: this label file is not UTF-8 text"),
     (b"9" * 5000 + b" 0.1 0.1 0.5 0.1 0.5 0.5\n", ["x"], r"a\.txt:1: class 9999999999\.\.\. \(5000 digits\)"),
     # Without class names this made class0 .. class99999999999: a hang, then out of memory.
     (b"0 0.1 0.1 0.5 0.1 0.5 0.5\n99999999999 0.1 0.1 0.5 0.1 0.5 0.5\n", None, r"a\.txt:2: class 99999999999 is not"),

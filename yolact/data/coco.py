@@ -364,6 +364,21 @@ def coco_from_dict(data: dict[str, Any]) -> COCO:
     return coco
 
 
+def read_utf8(path: Path, what: str) -> str:
+    """A text file's content; an unreadable file or bytes that are not UTF-8 are one line naming the file (and the
+    line of the first bad byte). A byte-order mark, as some Windows editors write, is no error."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise AnnotationError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise AnnotationError(f"{path}:{line}: {what} is not UTF-8 text (byte 0x{raw[exc.start]:02x}); save it as "
+                              "UTF-8") from None
+
+
 def load_coco(annotation_path: str | Path, images_dir: str | Path) -> CocoDataset:
     """Read and check a COCO instances file; raise :class:`AnnotationError` naming the file and the record."""
     path = Path(annotation_path)
@@ -371,14 +386,7 @@ def load_coco(annotation_path: str | Path, images_dir: str | Path) -> CocoDatase
         raise AnnotationError(f"{path}: no such annotation file; check --ann")
     if not Path(images_dir).is_dir():
         raise AnnotationError(f"{images_dir}: no such image folder; check --images")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise AnnotationError(f"{path}: cannot read the annotation file ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is no error
-    except UnicodeDecodeError:
-        raise AnnotationError(f"{path}: not a UTF-8 text file; is this the annotation JSON?") from None
+    text = read_utf8(path, "the annotation file")
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

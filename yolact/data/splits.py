@@ -15,6 +15,7 @@ from yolact.data.coco import (
     coco_from_dict,
     load_coco,
     printable_path,
+    read_utf8,
     short_repr,
     validate_coco,
 )
@@ -49,16 +50,7 @@ def _one_line(text: str, limit: int = 120) -> str:
 
 
 def _load_yaml(path: Path) -> Any:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise AnnotationError(f"{path}: cannot read this dataset YAML ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise AnnotationError(f"{path}:{line}: cannot read this dataset YAML (not UTF-8 text); save it as "
-                              "UTF-8") from None
+    text = read_utf8(path, "this dataset YAML")
     try:
         return yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pycocotools import mask as mask_utils
 
-from yolact.data.coco import MAX_ID, AnnotationError, short_repr
+from yolact.data.coco import MAX_ID, AnnotationError, read_utf8, short_repr
 from yolact.data.coco_classes import COCO_CLASSES
 from yolact.data.images import list_images, read_image
 from yolact.io import atomic_write
@@ -29,16 +29,7 @@ MAX_UNNAMED_CLASSES = 10_000
 
 
 def _read_label_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise AnnotationError(f"{path}: cannot read this label file ({exc.strerror or exc})") from None
-    try:
-        return raw.decode("utf-8-sig")  # a byte-order mark, as some Windows editors write, is no error
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise AnnotationError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the label file "
-                              "as UTF-8") from None
+    return read_utf8(path, "this label file")
 
 
 def _class_id(token: str, where: str, num_classes: int | None) -> int:
