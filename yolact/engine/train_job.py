@@ -285,6 +285,11 @@ def run_training(job: TrainJob, report: Callable[[str], None] = print) -> Path:
         pretrained = bool(resumed.extra.get("train", {}).get("freeze_bn", False))
     else:
         pretrained = _initialise(model, job, say)
+    if resumed is None and not pretrained:
+        solver = solver.for_scratch()
+        if solver.grad_clip_norm is not None:
+            say(f"from scratch: gradients clipped at norm {solver.grad_clip_norm:g} (ours; the authors start from "
+                "ImageNet weights and clip nothing)")
     per_process = job.batch_size // dist_utils.world_size()
     freeze_bn = pretrained and per_process < config.solver.freeze_bn_below_batch
     if freeze_bn:
