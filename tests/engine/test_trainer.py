@@ -339,11 +339,8 @@ def test_resume_through_the_cli_keeps_the_augmentation(synthetic: Path, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.numerics
-@pytest.mark.parametrize("seed", SEEDS)
-def test_a_few_iterations_of_yolact_plus_lower_the_loss_mask_iou_included(tmp_path: Path, seed: int) -> None:
-    # The yolact_plus_resnet50 preset (deformable convs, 9 anchors, mask re-scoring) at a reduced input size, from
-    # scratch with the recipe (whose clipping keeps its ResNet-50 from diverging).
+def test_a_few_iterations_of_yolact_plus_lower_the_loss_mask_iou_included(tmp_path: Path) -> None:
+    # The yolact_plus_resnet50 preset (deformable convs, 9 anchors, mask re-scoring) at a reduced input size.
     base = yolact.get_config("yolact_plus_resnet50")
     size = 256  # the smallest the mask-IoU net takes (its five unpadded stride-2 convs)
     anchors = dataclasses.replace(base.anchors, scales=tuple(tuple(s * size / 550 for s in level)
@@ -351,10 +348,10 @@ def test_a_few_iterations_of_yolact_plus_lower_the_loss_mask_iou_included(tmp_pa
     config = dataclasses.replace(base, max_size=size, anchors=anchors,
                                  loss=dataclasses.replace(base.loss, maskiou_min_area=4))
     coco = load_coco(COCO128 / "annotations" / "instances_train.json", COCO128 / "images")
-    train = InstanceDataset(coco, TrainTransform(size, config.backbone, max_expand=2.0), skip_empty=True, seed=seed)
+    train = InstanceDataset(coco, TrainTransform(size, config.backbone), skip_empty=True)
     fixed = InstanceDataset(coco, EvalTransform(size, config.backbone), skip_empty=True)
     images, targets = collate([fixed.load(i, np.random.default_rng(0)) for i in range(4)])
-    trainer = make_trainer(train, config, tmp_path, iterations=15, solver=recipe(config, 15), seed=seed)
+    trainer = make_trainer(train, config, tmp_path, iterations=15, lr=5e-4)
     criterion = YolactCriterion(config.loss, config.box_variances, maskiou_net=trainer.model.maskiou_net)
 
     def losses() -> dict[str, float]:
