@@ -35,8 +35,8 @@ import torch
 
 import yolact
 from yolact.data.images import list_images, read_image
-from yolact.engine.benchmark import calibrate_class_layer, count_flops, median_seconds
-from yolact.engine.evaluator import evaluate_agreement
+from yolact.evaluation.benchmark import calibrate_class_layer, count_flops, median_seconds
+from yolact.evaluation.evaluator import evaluate_agreement
 from yolact.export.onnx import OnnxNetwork, export_onnx
 from yolact.export.quantize import calibration_images, quantize_onnx
 

@@ -23,7 +23,7 @@ import torch
 
 import yolact
 from yolact.data.images import read_image
-from yolact.engine.benchmark import calibrate_class_layer, describe_device, median_seconds
+from yolact.evaluation.benchmark import calibrate_class_layer, describe_device, median_seconds
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

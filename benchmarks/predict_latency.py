@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 import yolact
-from yolact.engine.benchmark import calibrate_class_layer, load_benchmark_images, run_benchmark
+from yolact.evaluation.benchmark import calibrate_class_layer, load_benchmark_images, run_benchmark
 
 
 def parse_args() -> argparse.Namespace:

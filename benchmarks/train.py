@@ -22,9 +22,9 @@ import torch
 from yolact.data.coco import load_coco
 from yolact.data.splits import DataSplit
 from yolact.data.synthetic import write_synthetic_coco
-from yolact.engine.evaluator import Evaluator
-from yolact.engine.predictor import Predictor
-from yolact.engine.train_job import TrainJob, run_training
+from yolact.evaluation.evaluator import Evaluator
+from yolact.inference.predictor import Predictor
+from yolact.training.job import TrainJob, run_training
 
 
 def main() -> None:

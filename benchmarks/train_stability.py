@@ -25,8 +25,8 @@ from yolact.data.augment import EvalTransform, TrainTransform
 from yolact.data.coco import load_coco
 from yolact.data.datasets import InstanceDataset, collate
 from yolact.data.synthetic import write_synthetic_coco
-from yolact.engine.trainer import Trainer, TrainingDiverged, TrainOptions
 from yolact.losses import YolactCriterion
+from yolact.training.trainer import Trainer, TrainingDiverged, TrainOptions
 
 
 def small(preset: str, size: int) -> yolact.YolactConfig:

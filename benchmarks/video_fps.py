@@ -26,9 +26,9 @@ import torch
 
 import yolact
 from yolact.data.images import list_images, read_image
-from yolact.engine.benchmark import calibrate_class_layer
-from yolact.engine.video import predict_video
-from yolact.engine.visualize import draw_instances
+from yolact.evaluation.benchmark import calibrate_class_layer
+from yolact.inference.drawing import draw_instances
+from yolact.inference.video import predict_video
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 

@@ -12,8 +12,8 @@ import torch
 from yolact.checkpoint import load_checkpoint
 from yolact.data.images import read_image
 from yolact.data.transforms import image_to_tensor, normalize_image
-from yolact.engine.postprocess import Postprocessor, finalize_detections
-from yolact.engine.predictor import Predictor
+from yolact.inference.postprocess import Postprocessor, finalize_detections
+from yolact.inference.predictor import Predictor
 
 
 def read_case(folder: Path) -> dict[str, str]:

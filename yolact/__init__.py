@@ -9,9 +9,9 @@ Importing the package has no side effects: no CUDA calls, no distributed set-up.
 
 from yolact.checkpoint import Checkpoint, load_checkpoint, save_checkpoint, save_official
 from yolact.config import PRESETS, YolactConfig, get_config
-from yolact.engine.predictor import Predictor, load
-from yolact.engine.results import Prediction
 from yolact.errors import CheckpointError, ImageReadError, YolactError
+from yolact.inference.predictor import Predictor, load
+from yolact.inference.results import Prediction
 from yolact.modeling import Yolact, YolactOutput, build_yolact
 
 __version__ = "0.1.0"

@@ -317,10 +317,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run_predict(args: argparse.Namespace) -> int:
     from yolact.checkpoint import load_checkpoint
-    from yolact.engine.predict_files import check_predict_outputs, predict_files, read_image_ids, resolve_sources
-    from yolact.engine.predictor import Predictor
-    from yolact.engine.results import image_ids_for
-    from yolact.engine.video import VIDEO_SUFFIXES, is_video_source, predict_video
+    from yolact.inference.files import check_predict_outputs, predict_files, read_image_ids, resolve_sources
+    from yolact.inference.predictor import Predictor
+    from yolact.inference.results import image_ids_for
+    from yolact.inference.video import VIDEO_SUFFIXES, is_video_source, predict_video
 
     video_output = args.output is not None and args.output.suffix.lower() in VIDEO_SUFFIXES
     video = is_video_source(args.source) or video_output or args.show
@@ -389,8 +389,8 @@ def run_eval(args: argparse.Namespace) -> int:
     import json
 
     from yolact.data.coco import load_coco
-    from yolact.engine.evaluator import evaluate_predictor
-    from yolact.engine.predictor import Predictor
+    from yolact.evaluation.evaluator import evaluate_predictor
+    from yolact.inference.predictor import Predictor
     from yolact.io import atomic_write
     from yolact.outputs import check_output_file
 
@@ -417,8 +417,8 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
     import torch
 
-    from yolact.engine import benchmark
-    from yolact.engine.predictor import Predictor
+    from yolact.evaluation import benchmark
+    from yolact.inference.predictor import Predictor
     from yolact.io import atomic_write
     from yolact.outputs import check_output_file
 
@@ -437,7 +437,7 @@ def run_benchmark(args: argparse.Namespace) -> int:
 
 def run_train(args: argparse.Namespace) -> int:
     from yolact.data.splits import read_dataset_yaml
-    from yolact.engine.train_job import TrainJob, resume_job, run_training
+    from yolact.training.job import TrainJob, resume_job, run_training
 
     given = {"config": args.config, "iterations": args.iterations, "epochs": args.epochs,
              "batch_size": args.batch_size, "lr": args.lr, "weights": args.weights,

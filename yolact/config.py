@@ -19,7 +19,7 @@ IMAGENET_STD_BGR = (57.38, 57.12, 58.40)
 # The five FPN levels' anchor scales in pixels at 550 px (yolact_base_config.backbone.pred_scales).
 BASE_SCALES = (24, 48, 96, 192, 384)
 
-# Training precisions (yolact.engine.trainer.resolve_precision): auto = fp16 mixed precision on CUDA, fp32 on CPU.
+# Training precisions (yolact.training.trainer.resolve_precision): auto = fp16 mixed precision on CUDA, fp32 on CPU.
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 

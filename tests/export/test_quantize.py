@@ -14,7 +14,7 @@ from conftest import EXPORT_IMAGES as IMAGES
 import yolact
 from yolact.cli import main
 from yolact.data.images import read_image
-from yolact.engine.evaluator import evaluate_agreement
+from yolact.evaluation.evaluator import evaluate_agreement
 from yolact.export.onnx import METADATA_KEY, OnnxNetwork, read_onnx_metadata
 
 pytest.importorskip("onnxruntime", reason="pip install 'yolact[export]'")

@@ -2,7 +2,7 @@
 
 Every random op takes an explicit ``np.random.Generator`` and draws only from it (never numpy's or Python's
 global state), so a sample's augmentation is a pure function of the generator's seed: the trainer derives one
-seed per sample from (seed, iteration, position in the batch) (``yolact.engine.schedule``) and a resumed run
+seed per sample from (seed, iteration, position in the batch) (``yolact.training.schedule``) and a resumed run
 replays the same augmentation.
 
 A sample is ``Sample(image, masks, boxes, labels)``: image BGR float32 [H, W, 3] (0-255, not clipped after

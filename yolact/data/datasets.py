@@ -3,8 +3,8 @@ COCODetection), with deterministic augmentation.
 
 Determinism. A sample's augmentation draws only from the ``np.random.Generator`` it is given, never from global
 random state: ``dataset.load(index, rng)`` is a pure function of (file contents, index, rng seed). The trainer
-(``yolact.engine.trainer``) derives one seed per sample from (seed, iteration, position in the batch)
-(``yolact.engine.schedule.batch_for_iteration``) and calls ``load(index, np.random.default_rng(seed))``, so a
+(``yolact.training.trainer``) derives one seed per sample from (seed, iteration, position in the batch)
+(``yolact.training.schedule.batch_for_iteration``) and calls ``load(index, np.random.default_rng(seed))``, so a
 resumed run replays the same augmentation whatever the number of workers. As a torch ``Dataset`` the same keys
 work directly: ``dataset[(index, seed)]`` is ``dataset.load(index, np.random.default_rng(seed))``, so a batch
 sampler yielding lists of (index, seed) pairs and :func:`collate` make a DataLoader. ``dataset[index]`` with a

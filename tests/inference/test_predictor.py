@@ -14,9 +14,9 @@ from pycocotools import mask as mask_utils
 
 import yolact
 from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
-from yolact.engine.benchmark import calibrate_class_layer
-from yolact.engine.evaluator import evaluate_agreement
-from yolact.engine.results import Prediction, mask_bounds
+from yolact.evaluation.benchmark import calibrate_class_layer
+from yolact.evaluation.evaluator import evaluate_agreement
+from yolact.inference.results import Prediction, mask_bounds
 
 SCORE_THRESHOLD = 0.15
 TOP_K = 20

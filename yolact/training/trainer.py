@@ -20,14 +20,14 @@ from tqdm import tqdm
 from yolact.checkpoint import save_checkpoint
 from yolact.config import PRECISIONS, SolverConfig, YolactConfig
 from yolact.data.datasets import collate
-from yolact.engine import distributed as dist_utils
-from yolact.engine.schedule import iterate_batches, learning_rate
 from yolact.errors import YolactError
 from yolact.io import atomic_write
 from yolact.losses import YolactCriterion
 from yolact.modeling import Yolact
 from yolact.outputs import make_dir
 from yolact.structures import InstanceTarget
+from yolact.training import distributed as dist_utils
+from yolact.training.schedule import iterate_batches, learning_rate
 
 
 class TrainingDiverged(YolactError):

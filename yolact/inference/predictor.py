@@ -1,4 +1,4 @@
-"""Inference from images to :class:`~yolact.engine.results.Prediction`: preprocess, network, post-process."""
+"""Inference from images to :class:`~yolact.inference.results.Prediction`: preprocess, network, post-process."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from yolact.config import YolactConfig
 from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.data.images import as_bgr_uint8, read_image
 from yolact.data.transforms import image_to_tensor, normalize_image
-from yolact.engine.cuda_graph import CudaGraphNetwork
-from yolact.engine.postprocess import Postprocessor, finalize_detections
-from yolact.engine.results import Prediction
+from yolact.inference.cuda_graph import CudaGraphNetwork
+from yolact.inference.postprocess import Postprocessor, finalize_detections
+from yolact.inference.results import Prediction
 from yolact.modeling import Yolact, YolactOutput, build_yolact
 from yolact.modeling.inference import optimize_for_inference
 

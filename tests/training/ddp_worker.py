@@ -14,8 +14,8 @@ from yolact.config import SolverConfig
 from yolact.data.augment import TrainTransform
 from yolact.data.coco import load_coco
 from yolact.data.datasets import InstanceDataset
-from yolact.engine import distributed
-from yolact.engine.trainer import Trainer, TrainOptions
+from yolact.training import distributed
+from yolact.training.trainer import Trainer, TrainOptions
 
 
 def main() -> None:

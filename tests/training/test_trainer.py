@@ -20,16 +20,16 @@ from yolact.data.coco import load_coco
 from yolact.data.datasets import InstanceDataset, collate
 from yolact.data.images import read_image
 from yolact.data.synthetic import write_synthetic_coco
-from yolact.engine.schedule import batch_for_iteration, iterate_batches, learning_rate
-from yolact.engine.trainer import (
+from yolact.errors import YolactError
+from yolact.losses import YolactCriterion
+from yolact.training.schedule import batch_for_iteration, iterate_batches, learning_rate
+from yolact.training.trainer import (
     DEAD_PROTOTYPE_PATIENCE,
     Trainer,
     TrainingDiverged,
     TrainOptions,
     resolve_precision,
 )
-from yolact.errors import YolactError
-from yolact.losses import YolactCriterion
 
 
 @pytest.fixture(scope="module")

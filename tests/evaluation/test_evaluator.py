@@ -16,15 +16,15 @@ from pycocotools.cocoeval import COCOeval
 from yolact.cli import main
 from yolact.data.coco import load_coco
 from yolact.data.coco_classes import COCO_CLASSES
-from yolact.engine.evaluator import (
+from yolact.errors import YolactError
+from yolact.evaluation.evaluator import (
     METRIC_NAMES,
     Evaluator,
     evaluate_agreement,
     evaluate_records,
     match_categories,
 )
-from yolact.engine.results import Prediction
-from yolact.errors import YolactError
+from yolact.inference.results import Prediction
 
 ANN = COCO128 / "annotations" / "instances_all.json"
 IMAGES = COCO128 / "images"

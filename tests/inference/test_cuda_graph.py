@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import yolact
-from yolact.engine.cuda_graph import CudaGraphNetwork
+from yolact.inference.cuda_graph import CudaGraphNetwork
 from yolact.modeling import YolactOutput
 
 no_cuda = not torch.cuda.is_available()
@@ -70,7 +70,7 @@ def test_replay_equals_eager_launches(precision: str) -> None:
 # Run in a child process: a failed capture was seen to leave later deformable convs in the process wrong.
 SYNCING_NETWORK = """
 import torch
-from yolact.engine.cuda_graph import CudaGraphError, CudaGraphNetwork
+from yolact.inference.cuda_graph import CudaGraphError, CudaGraphNetwork
 from yolact.modeling import YolactOutput
 
 def network(batch):

@@ -24,13 +24,13 @@ from yolact.data.augment import MAX_EXPAND, TrainTransform
 from yolact.data.coco import CocoDataset
 from yolact.data.datasets import InstanceDataset
 from yolact.data.splits import DataSplit
-from yolact.engine import distributed as dist_utils
-from yolact.engine.evaluator import Evaluator
-from yolact.engine.predictor import Predictor
-from yolact.engine.trainer import Trainer, TrainOptions
 from yolact.errors import YolactError
+from yolact.evaluation.evaluator import Evaluator
+from yolact.inference.predictor import Predictor
 from yolact.modeling import Yolact, build_yolact
 from yolact.outputs import check_output_dir
+from yolact.training import distributed as dist_utils
+from yolact.training.trainer import Trainer, TrainOptions
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class TrainJob:
     keep_checkpoints: int = 3
     val_every: int | None = None  # default: at every checkpoint when there is validation data
     log_every: int = 10
-    precision: str = "auto"  # auto | fp32 | fp16 | bf16 (yolact.engine.trainer.resolve_precision)
+    precision: str = "auto"  # auto | fp32 | fp16 | bf16 (yolact.training.trainer.resolve_precision)
     sync_bn: bool = False
     progress: bool = True
     max_expand: float = MAX_EXPAND  # expand's largest zoom-out (the authors' 4; 1 turns it off)

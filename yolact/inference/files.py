@@ -13,10 +13,10 @@ import numpy as np
 from tqdm import tqdm
 
 from yolact.data.images import list_images, read_image
-from yolact.engine.predictor import Predictor
-from yolact.engine.results import ImageIds, Prediction, image_ids_for
-from yolact.engine.visualize import draw_instances
 from yolact.errors import ImageReadError, YolactError
+from yolact.inference.drawing import draw_instances
+from yolact.inference.predictor import Predictor
+from yolact.inference.results import ImageIds, Prediction, image_ids_for
 from yolact.io import atomic_write
 from yolact.outputs import (
     JsonListWriter,

@@ -22,9 +22,9 @@ from tqdm import tqdm
 
 from yolact.data.coco import CocoDataset, coco_from_dict
 from yolact.data.images import read_image
-from yolact.engine.predictor import Predictor
-from yolact.engine.results import Prediction
 from yolact.errors import ImageReadError, YolactError
+from yolact.inference.predictor import Predictor
+from yolact.inference.results import Prediction
 from yolact.outputs import JsonListWriter, WorkInterrupted
 
 # pycocotools' stats[0:6], in order.

@@ -12,8 +12,8 @@ import torch
 import yolact
 from yolact.checkpoint import save_checkpoint
 from yolact.cli import main
-from yolact.engine.video import display_available, predict_video
 from yolact.errors import YolactError
+from yolact.inference.video import display_available, predict_video
 
 FRAMES, WIDTH, HEIGHT, FPS = 12, 128, 96, 10.0
 CLASSES = ["circle", "square", "triangle"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from yolact.engine.visualize import PALETTE_BGR, color_for, draw_instances
+from yolact.inference.drawing import PALETTE_BGR, color_for, draw_instances
 
 H, W = 120, 160
 NAMES = ["person", "cat", "cup"]

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
 
-from yolact.engine.results import encode_masks, mask_bounds
+from yolact.inference.results import encode_masks, mask_bounds
 
 
 def reference(masks: np.ndarray) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
-from yolact.engine.results import mask_bounds
+from yolact.inference.results import mask_bounds
 
 __all__ = ["PALETTE_BGR", "color_for", "draw_instances"]
 

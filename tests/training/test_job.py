@@ -12,8 +12,8 @@ from yolact.cli import main
 from yolact.config import SolverConfig
 from yolact.data.splits import DataSplit
 from yolact.data.synthetic import write_synthetic_coco
-from yolact.engine.schedule import learning_rate
-from yolact.engine.train_job import TrainJob, run_training
+from yolact.training.job import TrainJob, run_training
+from yolact.training.schedule import learning_rate
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from yolact.config import PostprocessConfig
-from yolact.engine.postprocess import Detections, Postprocessor, finalize_detections
+from yolact.inference.postprocess import Detections, Postprocessor, finalize_detections
 from yolact.modeling.yolact import YolactOutput
 from yolact.ops import box_iou
 

@@ -33,7 +33,7 @@ from tqdm import tqdm
 
 from yolact.data.images import as_bgr_uint8, list_images, read_image
 from yolact.data.samples import sample_images
-from yolact.engine.predictor import Predictor
+from yolact.inference.predictor import Predictor
 from yolact.ops import paste_masks, scale_boxes_to_image
 
 STAGES = ("preprocess", "backbone+FPN", "heads", "NMS", "mask assembly", "re-scoring", "paste")

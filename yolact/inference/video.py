@@ -26,10 +26,10 @@ import torch
 from tqdm import tqdm
 
 from yolact.data.images import list_images, read_image
-from yolact.engine.predictor import Predictor
-from yolact.engine.results import Prediction
-from yolact.engine.visualize import draw_instances
 from yolact.errors import YolactError
+from yolact.inference.drawing import draw_instances
+from yolact.inference.predictor import Predictor
+from yolact.inference.results import Prediction
 from yolact.outputs import JsonListWriter, OutputError, WorkInterrupted, make_dir
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import yolact
-from yolact.engine.benchmark import STAGES, BenchmarkReport, count_flops, median_seconds, run_benchmark
+from yolact.evaluation.benchmark import STAGES, BenchmarkReport, count_flops, median_seconds, run_benchmark
 
 SIZE = 128
 

@@ -10,7 +10,7 @@ import torch
 
 import yolact
 from yolact.data.splits import DataSplit
-from yolact.engine.train_job import TrainJob, resume_job, run_training
+from yolact.training.job import TrainJob, resume_job, run_training
 
 
 def main() -> None:
