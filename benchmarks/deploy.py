@@ -23,6 +23,7 @@ A script that prints figures, not a test.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -108,8 +109,8 @@ def build(preset: str, weights: Path | None, image: np.ndarray) -> yolact.Predic
         return yolact.load(weights, device="cpu", score_threshold=0.0, top_k=100, optimize=False)
     torch.manual_seed(0)
     config = yolact.get_config(preset)
-    predictor = yolact.Predictor(yolact.build_yolact(config), config, device="cpu", score_threshold=0.0, top_k=100,
-                                 optimize=False)
+    predictor = yolact.Predictor.from_model(yolact.build_yolact(config), config, device="cpu", score_threshold=0.0,
+                                            top_k=100, optimize=False)
     calibrate_class_layer(predictor.model, predictor.prepare([image]))
     return predictor
 
@@ -121,7 +122,8 @@ def bench_preset(preset: str, args: argparse.Namespace, image: np.ndarray, folde
     row: dict[str, Any] = {"preset": preset, "size": config.max_size,
                            "gflops": count_flops(model, config.max_size) / 1e9}
     batch = plain.prepare([image])
-    optimised = yolact.Predictor(model, config, plain.class_names, plain.category_ids, "cpu", 0.0, 100)
+    optimised = yolact.Predictor.from_model(model, config, plain.class_names, plain.network.category_ids,
+                                            plain.options, optimize=True)
     batch_cl = optimised.prepare([image])
     ms: dict[str, float] = {}
     of_sgemm: dict[str, float] = {}
@@ -132,27 +134,28 @@ def bench_preset(preset: str, args: argparse.Namespace, image: np.ndarray, folde
 
     with torch.inference_mode():
         time_fp32("eager", lambda: model(batch))
-        time_fp32("optimised", lambda: optimised.network(batch_cl))
+        time_fp32("optimised", lambda: optimised.run_network(batch_cl))
         if args.compile:
-            compiled = yolact.Predictor(model, config, device="cpu", compile=True)
-            compiled.network(batch_cl)  # compilation, not timed
-            time_fp32("compiled", lambda: compiled.network(batch_cl))
+            compiled = yolact.Predictor.from_model(model, config, device="cpu", compile=True)
+            compiled.run_network(batch_cl)  # compilation, not timed
+            time_fp32("compiled", lambda: compiled.run_network(batch_cl))
         if args.bf16:
-            half = yolact.Predictor(model, config, device="cpu", precision="bf16")
+            half = yolact.Predictor.from_model(model, config, device="cpu", precision="bf16")
             ms["torch_bf16"] = 1e3 * median_seconds(lambda: half.run_network(batch_cl), args.runs, args.warmup)
         row["e2e_ms"], row["e2e_over_network"] = alternated(lambda: optimised.predict_arrays([image]),
-                                                            lambda: optimised.network(batch_cl), args.runs,
+                                                            lambda: optimised.run_network(batch_cl), args.runs,
                                                             args.warmup)
         row["e2e_ms"] *= 1e3
         row["detections"] = len(optimised.predict_arrays([image])[0])
-    fp32_path = export_onnx(model, config, folder / f"{preset}.onnx", plain.class_names, plain.category_ids)
+    category_ids = plain.network.category_ids
+    fp32_path = export_onnx(model, config, folder / f"{preset}.onnx", plain.class_names, category_ids)
     networks: dict[str, Callable[[torch.Tensor], Any]] = {"onnxruntime": OnnxNetwork(fp32_path, args.threads)}
     if args.openvino:
         from yolact.export.openvino import OpenVinoNetwork, export_openvino, export_openvino_from_model
 
         # Deformable convs reach OpenVINO through its PyTorch frontend (its ONNX reader has no DeformConv).
         ir_path = (export_openvino_from_model(model, config, folder / f"{preset}.xml", plain.class_names,
-                                              plain.category_ids) if config.backbone.dcn_layers
+                                              category_ids) if config.backbone.dcn_layers
                    else export_openvino(fp32_path, folder / f"{preset}.xml"))
         networks["openvino"] = OpenVinoNetwork(ir_path, args.threads)
         if args.bf16:
@@ -177,8 +180,9 @@ def bench_preset(preset: str, args: argparse.Namespace, image: np.ndarray, folde
         for name in ("onnxruntime_int8", "openvino_int8"):
             if name not in networks:
                 continue
-            candidate = yolact.Predictor(None, config, plain.class_names, plain.category_ids, "cpu", 0.0, 100,
-                                         network=networks[name]).predict(agreement_images)
+            exported = dataclasses.replace(optimised.network, run=networks[name], model=None, module=None,
+                                           channels_last=False)
+            candidate = yolact.Predictor(exported, optimised.options).predict(agreement_images)
             result = evaluate_agreement(reference, candidate, plain.class_names, args.min_score)
             row.setdefault("int8_agreement", {})[name] = {"box_AP50": result.bbox["AP50"],
                                                           "mask_AP50": result.segm["AP50"],

@@ -47,13 +47,13 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     image = read_image(args.image)
     if args.weights is not None:
-        base = yolact.load(args.weights, args.config, device, score_threshold=0.0, optimize=False)
+        base = yolact.load(args.weights, args.config, device=str(device), score_threshold=0.0, optimize=False)
         model, config = base.model, base.config
     else:
         torch.manual_seed(0)
         config = yolact.get_config(args.config)
         model = yolact.build_yolact(config).to(device).eval()
-        plain = yolact.Predictor(model, config, device=device, optimize=False)
+        plain = yolact.Predictor.from_model(model, config, device=str(device), optimize=False)
         calibrate_class_layer(model, plain.prepare([image]))
     print(f"{config.name} at {config.max_size} on {describe_device(device)}, torch {torch.__version__}; "
           f"medians of {args.runs} runs after {args.warmup}; TF32 convolutions "
@@ -65,8 +65,8 @@ def main() -> None:
         if graph == "on" and any(config.backbone.dcn_layers):
             print(f"| {precision} | on | - | {config.name}'s deformable convs cannot be captured (see Predictor) |")
             continue
-        predictor = yolact.Predictor(model, config, device=device, score_threshold=0.0, top_k=100,
-                                     precision=precision, cuda_graph=graph == "on")
+        predictor = yolact.Predictor.from_model(model, config, device=str(device), score_threshold=0.0, top_k=100,
+                                                precision=precision, cuda_graph=graph == "on")
         for batch_size in args.batch_sizes:
             images = [image] * batch_size
             batch = predictor.prepare(images)

@@ -58,19 +58,20 @@ def main() -> None:
     images = load_benchmark_images(args.images)
     notes = []
     if args.weights is not None:
-        predictor = yolact.load(args.weights, args.config, args.device, args.score_threshold, args.top_k,
-                                optimize=not args.plain)
+        predictor = yolact.load(args.weights, args.config, device=args.device, score_threshold=args.score_threshold,
+                                top_k=args.top_k, optimize=not args.plain)
     else:
         torch.manual_seed(args.seed)
         config = yolact.get_config(args.config)
-        plain = yolact.Predictor(yolact.build_yolact(config), config, device=args.device, optimize=False)
+        plain = yolact.Predictor.from_model(yolact.build_yolact(config), config, device=args.device, optimize=False)
         notes.append(f"random weights (seed {args.seed})")
         if args.class_logit_std > 0:
             calibrate_class_layer(plain.model, plain.prepare([images[0]]), args.class_logit_std)
             notes[-1] += f", class layer rescaled to logit std {args.class_logit_std:g} so that every stage has work"
         # Built after the calibration: the optimised copy is taken from the calibrated weights.
-        predictor = yolact.Predictor(plain.model, config, device=args.device, score_threshold=args.score_threshold,
-                                     top_k=args.top_k, optimize=not args.plain)
+        predictor = yolact.Predictor.from_model(plain.model, config, device=args.device,
+                                                score_threshold=args.score_threshold, top_k=args.top_k,
+                                                optimize=not args.plain)
     notes.append("plain network" if args.plain else "optimised network (BatchNorm folded, channels-last)")
     report = run_benchmark(predictor, images, runs=args.runs, warmup=args.warmup, batch_size=args.batch_size,
                            progress=not args.no_progress)

@@ -23,7 +23,7 @@ from yolact.data.coco import load_coco
 from yolact.data.splits import DataSplit
 from yolact.data.synthetic import write_synthetic_coco
 from yolact.evaluation.evaluator import Evaluator
-from yolact.inference.predictor import Predictor
+from yolact.inference.predictor import load
 from yolact.training.job import TrainJob, run_training
 
 
@@ -62,7 +62,7 @@ def main() -> None:
     started = time.perf_counter()
     last = run_training(job)
     minutes = (time.perf_counter() - started) / 60
-    predictor = Predictor.from_checkpoint(last, device=args.device, score_threshold=0.0)
+    predictor = load(last, device=args.device, score_threshold=0.0)
     result = Evaluator(load_coco(val_ann, val_images), predictor.class_names).run(predictor, progress=False)
     log = [json.loads(line) for line in (job.output_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [r["total"] for r in log if "total" in r]

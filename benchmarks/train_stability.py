@@ -26,7 +26,8 @@ from yolact.data.coco import load_coco
 from yolact.data.datasets import InstanceDataset, collate
 from yolact.data.synthetic import write_synthetic_coco
 from yolact.losses import YolactCriterion
-from yolact.training.trainer import Trainer, TrainingDiverged, TrainOptions
+from yolact.training.options import TrainJob, TrainPlan
+from yolact.training.trainer import Trainer, TrainingDiverged
 
 
 def small(preset: str, size: int) -> yolact.YolactConfig:
@@ -47,10 +48,10 @@ def run(preset: str, size: int, seed: int, batch: int, iterations: int, clip: fl
     solver = dataclasses.replace(config.solver.scaled(batch).for_iterations(iterations), grad_clip_norm=clip)
     torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as out:
-        options = TrainOptions(output_dir=Path(out), iterations=iterations, batch_size=batch, seed=seed, device="cpu",
-                               workers=0, progress=False, log_every=10**9, checkpoint_every=10**9)
-        trainer = Trainer(yolact.build_yolact(config), config, source, options, source.class_names,
-                          source.category_ids, solver=solver)
+        job = TrainJob(output_dir=Path(out), config=config, batch_size=batch, seed=seed, device="cpu", workers=0,
+                       progress=False, log_every=10**9, checkpoint_every=10**9)
+        trainer = Trainer(yolact.build_yolact(config), config, source, job, TrainPlan(solver), source.class_names,
+                          source.category_ids)
         criterion = YolactCriterion(config.loss, config.box_variances, maskiou_net=trainer.model.maskiou_net)
         norms: list[float] = []
         original = trainer.optimizer.step

@@ -80,9 +80,9 @@ def main() -> None:
         torch.manual_seed(0)
         config = yolact.get_config(args.config)
         model = yolact.build_yolact(config).eval()
-        calibrate_class_layer(model, yolact.Predictor(model, config, device="cpu", optimize=False).prepare(
+        calibrate_class_layer(model, yolact.Predictor.from_model(model, config, device="cpu", optimize=False).prepare(
             [read_image(images[0])]))
-        predictor = yolact.Predictor(model, config, device="cpu", top_k=args.top_k)
+        predictor = yolact.Predictor.from_model(model, config, device="cpu", top_k=args.top_k)
     with tempfile.TemporaryDirectory() as folder:
         clip_path = Path(folder) / "clip.mp4"
         clip = make_clip(clip_path, images, args.frames)

@@ -61,10 +61,10 @@ def resnet50_checkpoint(make_official_checkpoint: Callable[..., Path]) -> Path:
 
 @pytest.fixture(scope="session")
 def resnet50_onnx(resnet50_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``resnet50_checkpoint`` exported by ``yolact export --format onnx``."""
-    from yolact.cli import main
+    """``resnet50_checkpoint`` exported as ``yolact export --format onnx`` does."""
+    from yolact.export.pipeline import ExportJob, export_checkpoint
 
     pytest.importorskip("onnxruntime", reason="pip install 'yolact[export]'")
     path = tmp_path_factory.mktemp("onnx") / "resnet50.onnx"
-    assert main(["export", "--weights", str(resnet50_checkpoint), "--format", "onnx", "--output", str(path)]) == 0
+    export_checkpoint(ExportJob(path, resnet50_checkpoint, format="onnx"))
     return path

@@ -111,6 +111,10 @@ def test_own_checkpoint_round_trip(make_official_checkpoint, tmp_path) -> None:
     assert int(loaded.extra["iteration"]) == 7
     assert all(torch.equal(loaded.state_dict[k], v) for k, v in official.state_dict.items())
     assert not list(tmp_path.glob("*.tmp"))  # the temporary file was renamed into place
+    raw["format_version"] = 2  # a later format: refused in one line, not misread
+    torch.save(raw, tmp_path / "later.pth")
+    with pytest.raises(CheckpointError, match=r"checkpoint format 2, newer than this yolact reads \(1\)"):
+        load_checkpoint(tmp_path / "later.pth")
 
 
 def test_flat_export_is_the_official_layout(make_official_checkpoint, tmp_path) -> None:

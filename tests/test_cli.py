@@ -130,12 +130,36 @@ def predict_json(capsys: pytest.CaptureFixture[str], source: Path, weights: Path
     return json.loads(json_path.read_text())
 
 
-def test_help_through_the_module_entry_point() -> None:
-    proc = subprocess.run([sys.executable, "-m", "yolact.cli", "--help"], capture_output=True, text=True,
+@pytest.mark.parametrize("module", ["yolact", "yolact.cli"])
+def test_help_through_the_module_entry_point(module: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     assert "usage: yolact" in proc.stdout
     assert "predict" in proc.stdout and "export" in proc.stdout
+
+
+def test_help_imports_no_torch() -> None:
+    # `yolact --help` parses and prints without the heavy imports, so that it answers at once.
+    code = ("import sys\nfrom yolact.cli import main\n"
+            "for command in ([], ['predict'], ['train'], ['eval'], ['export'], ['benchmark']):\n"
+            "    assert main([*command, '--help']) == 0\n"
+            "heavy = sorted(m for m in ('torch', 'torchvision', 'cv2', 'numpy', 'pycocotools') if m in sys.modules)\n"
+            "print('heavy:', heavy)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "heavy: []"
+
+
+def test_only_the_cli_knows_the_cli() -> None:
+    # The library never parses arguments: no module of it imports yolact.cli, and only this file drives main.
+    package = Path(__file__).resolve().parents[1] / "yolact"
+    importers = [p.name for p in package.rglob("*.py") if p.name not in ("cli.py", "__main__.py")
+                 and "yolact.cli" in p.read_text()]
+    assert importers == []
+    drivers = [str(p.relative_to(Path(__file__).parent)) for p in Path(__file__).parent.rglob("*.py")
+               if p.name != "test_cli.py" and "from yolact.cli import main" in p.read_text()]
+    assert drivers == []
 
 
 def test_predict_folder_exit_code_and_json(folder_run: dict) -> None:
@@ -353,6 +377,21 @@ BAD_INPUT_CASES = [
     (["train", "--resume", "adir"], "no checkpoint in this folder"),
     (["train", "--resume", "w.pth"], "no training state"),
     (["train", "--iterations", "1"], "give the train"),
+    (["predict", "clip.mp4", "--streams", "0"], "--streams: 0 is out of range"),
+    # exported models and INT8 export
+    (["predict", "imgs", "--backend", "onnxruntime", "--weights", "afile"], "ONNX Runtime cannot load it"),
+    (["predict", "imgs", "--backend", "openvino", "--weights", "afile"], "OpenVINO cannot read it"),
+    (["predict", "imgs", "--weights", "m.onnx"], "an exported model; run it with --backend onnxruntime or openvino"),
+    (["predict", "imgs", "--backend", "onnxruntime", "--no-cuda-graph"], "--no-cuda-graph applies to the pytorch"),
+    (["predict", "imgs", "--backend", "onnxruntime", "--device", "cuda"], "runs on the CPU; leave --device out"),
+    (["predict", "imgs", "--backend", "onnxruntime", "--precision", "bf16"], "leave --precision out"),
+    (["predict", "imgs", "--precision", "fp16", "--device", "cpu"], "fp16 inference needs a CUDA device"),
+    (["export", "--format", "onnx", "--int8", "--output", "m.onnx"], "--int8 needs --calibration DIR"),
+    (["export", "--format", "yolact", "--int8", "--calibration", "imgs", "--output", "m.pth"],
+     "add --format onnx or --format openvino"),
+    (["export", "--format", "onnx", "--int8", "--calibration", "adir", "--output", "m.onnx"],
+     "no images to calibrate on"),
+    (["export", "--format", "onnx", "--int8", "--calibration", "nope", "--output", "m.onnx"], "no such folder"),
 ]
 
 
@@ -367,6 +406,7 @@ def bad_input_folder(tmp_path: Path, checkpoint: Path, monkeypatch: pytest.Monke
     (tmp_path / "link.json").symlink_to(imgs / "a.jpg")
     (tmp_path / "adir").mkdir()
     (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "m.onnx").write_bytes(b"not a model either")
     (tmp_path / "labels").mkdir()
     (tmp_path / "labels" / "a.txt").write_text("0 0.1 0.1 0.5 0.1 0.5 0.5\n")
     images = [{"id": 1, "file_name": "a.jpg", "width": 96, "height": 72}]
@@ -565,3 +605,13 @@ def test_image_ids_from_a_coco_file_load_with_loadres(capsys: pytest.CaptureFixt
     person = [r for r in records if r["category_id"] == 1]
     if person:  # loadRes checks every image id against the annotation file
         assert len(coco.loadRes(person).getAnnIds()) == len(person)
+
+
+def test_train_max_expand_below_1_is_refused_as_it_is_parsed(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                                            ) -> None:
+    # From tests/training/test_trainer.py (its resume test now runs through the library): the flag's parsing.
+    synthetic = tmp_path  # nothing is read: the flag is refused first
+    common = ["train", "--train-ann", str(synthetic / "annotations.json"), "--train-images", str(synthetic / "images"),
+              "--batch-size", "2", "--device", "cpu", "--workers", "0", "--quiet", "--output", str(tmp_path)]
+    assert main([*common, "--iterations", "1", "--max-expand", "0.5"]) != 0
+    assert "--max-expand: 0.5 is out of range: give a zoom-out ratio at least 1" in capsys.readouterr().err

@@ -12,8 +12,8 @@ import torch
 from yolact.checkpoint import load_checkpoint
 from yolact.data.images import read_image
 from yolact.data.transforms import image_to_tensor, normalize_image
-from yolact.inference.postprocess import Postprocessor, finalize_detections
-from yolact.inference.predictor import Predictor
+from yolact.inference.postprocess import Postprocessor
+from yolact.inference.predictor import load
 
 
 def read_case(folder: Path) -> dict[str, str]:
@@ -42,15 +42,16 @@ def assert_close(name: str, actual: torch.Tensor, expected: np.ndarray) -> None:
 @pytest.mark.numerics
 def test_intermediate_tensors_match_reference(vector: Path, checkpoint_path: Path) -> None:
     reference = np.load(vector / "reference.npz")
-    predictor = Predictor.from_checkpoint(checkpoint_path, read_case(vector)["config"], device="cpu")
+    predictor = load(checkpoint_path, read_case(vector)["config"], device="cpu")
     config = predictor.config
     image = read_image(vector / "image.png")
     with torch.inference_mode():
         x = normalize_image(image_to_tensor(image), config.max_size, config.backbone)
         out = predictor.model(x)
-        dets = Postprocessor(config.postprocess, config.max_size)(out)[0]
         # YOLACT++ re-scores by the masks' predicted IoU and ranks by that (None for YOLACT).
-        final = finalize_detections(dets, image.shape[1], image.shape[0], mask_iou=predictor.model.maskiou_net)
+        post = Postprocessor(config.postprocess, config.max_size, rescorer=predictor.model.maskiou_net)
+        dets = post.detect(out)[0]
+        final = post.finalize(dets, image.shape[1], image.shape[0])
     assert_close("input", x, reference["input"])
     assert_close("loc", out.loc, reference["loc"])
     assert_close("conf", out.class_logits.softmax(-1), reference["conf"])
@@ -89,8 +90,8 @@ def test_expected_detections_differ_from_a_wrong_model(vector: Path, make_offici
                                                        shared_dir: Path) -> None:
     # The comparison is not vacuous: another seed's weights do not pass it.
     config = read_case(vector)["config"]
-    predictor = Predictor.from_loaded(load_checkpoint(make_official_checkpoint(config, seed=1)),
-                                      device="cpu", score_threshold=0.0, top_k=100)
+    predictor = load(load_checkpoint(make_official_checkpoint(config, seed=1)), device="cpu", score_threshold=0.0,
+                     top_k=100)
     out = tmp_path / "wrong.json"
     out.write_text(json.dumps(predictor(vector / "image.png").to_coco(9)))
     compare = subprocess.run(
@@ -110,11 +111,10 @@ def test_cuda_fast_path_gives_expected_detections(vector: Path, checkpoint_path:
     monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
     monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
     config = read_case(vector)["config"]
-    predictor = Predictor.from_checkpoint(checkpoint_path, config, device="cuda", score_threshold=0.0, top_k=100,
-                                          cuda_graph=cuda_graph)
+    predictor = load(checkpoint_path, config, device="cuda", score_threshold=0.0, top_k=100, cuda_graph=cuda_graph)
     # The default replays a CUDA graph, except for YOLACT++ (torchvision's deformable conv cannot be captured).
     replayed = cuda_graph is None and not config.startswith("yolact_plus")
-    assert (predictor.cuda_graph is not None) == replayed
+    assert (predictor.network.cuda_graph is not None) == replayed
     out = tmp_path / "dets.json"
     out.write_text(json.dumps(predictor(vector / "image.png").to_coco(0)))
     compare = subprocess.run(

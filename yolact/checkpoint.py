@@ -19,10 +19,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from yolact.config import PRESETS, YolactConfig, config_name_from_filename, get_config
+from yolact.config import PRESETS, BackboneConfig, YolactConfig, config_name_from_filename, get_config
 from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.errors import CheckpointError
 from yolact.io import atomic_write
+from yolact.modeling import Yolact, build_yolact
 
 FORMAT_VERSION = 1
 
@@ -91,21 +92,17 @@ class CheckpointSignature:
 def inspect_state_dict(state_dict: Mapping[str, Tensor]) -> CheckpointSignature:
     keys = state_dict.keys()
     if any(k.startswith("backbone._preconv.") for k in keys):
-        family = "DarkNet"
-        stage_blocks = _blocks_per_stage(keys, offset=-1)  # each DarkNet stage opens with a downsampling conv
-        depth = {(1, 2, 8, 8, 4): "53"}.get(stage_blocks, str(stage_blocks))
+        # Each DarkNet stage opens with a downsampling conv.
+        backbone = BackboneConfig(kind="darknet", layers=_blocks_per_stage(keys, offset=-1))
     else:
-        family = "ResNet"
-        stage_blocks = _blocks_per_stage(keys, offset=0)
         basic = not any(k.startswith("backbone.layers.0.0.conv3.") for k in keys)
-        depths = {(3, 4, 23, 3): "101", (3, 4, 6, 3): "34" if basic else "50", (2, 2, 2, 2): "18"}
-        depth = depths.get(stage_blocks, str(stage_blocks))
+        backbone = BackboneConfig(layers=_blocks_per_stage(keys, offset=0), block="basic" if basic else "bottleneck")
     bbox = state_dict.get("prediction_layers.0.bbox_layer.weight")
     conf = state_dict.get("prediction_layers.0.conf_layer.weight")
     anchors = bbox.shape[0] // 4 if bbox is not None else None
     classes = conf.shape[0] // anchors - 1 if conf is not None and anchors else None
     plus = any(k.startswith("maskiou_net.") or ".conv_offset_mask." in k for k in keys)
-    return CheckpointSignature(f"{family}-{depth}", classes, anchors, plus)
+    return CheckpointSignature(backbone.display_name, classes, anchors, plus)
 
 
 def _blocks_per_stage(keys: Any, offset: int) -> tuple[int, ...]:
@@ -182,11 +179,16 @@ def load_checkpoint(path: str | Path, config: YolactConfig | str | None = None) 
     stored_config = None
     class_names, category_ids, extra = COCO_CLASSES, COCO_CATEGORY_IDS, {}
     if isinstance(obj, Mapping) and "model" in obj and _is_state_dict(obj["model"]):
+        version = obj.get("format_version", FORMAT_VERSION)
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise CheckpointError(f"{path}: written in checkpoint format {version!r}, newer than this yolact reads "
+                                  f"({FORMAT_VERSION}); upgrade yolact (pip install -U yolact)")
         state_dict = dict(obj["model"])
         stored_config = obj.get("config")
         class_names = tuple(obj.get("class_names", class_names))
         category_ids = tuple(int(i) for i in obj.get("category_ids", category_ids))
-        extra = {k: v for k, v in obj.items() if k not in ("model", "config", "class_names", "category_ids")}
+        extra = {k: v for k, v in obj.items()
+                 if k not in ("format_version", "model", "config", "class_names", "category_ids")}
     elif _is_state_dict(obj):
         state_dict = dict(obj)
     else:
@@ -308,3 +310,10 @@ def load_matching_weights(model: torch.nn.Module, state_dict: Mapping[str, Tenso
     fitting = {k: v for k, v in state_dict.items() if k in expected and v.shape == expected[k].shape}
     model.load_state_dict(fitting, strict=False)
     return sorted(fitting), sorted(k for k in expected if k not in fitting)
+
+
+def build_model(checkpoint: Checkpoint, path: str | Path = "checkpoint") -> Yolact:
+    """The model of ``checkpoint``, built from its config with its weights loaded strictly (one-line errors)."""
+    model = build_yolact(checkpoint.config)
+    load_model_weights(model, checkpoint, path)
+    return model

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import re
 import sys
@@ -48,7 +47,7 @@ EXAMPLES_TRAIN = """examples:
   yolact train --data dataset.yaml --weights yolact_base_54_800000.pth --iterations 5000   # fine-tune
   yolact train --resume runs/train/interrupt.pth     # the run's data, flags and output folder come with it
   yolact train --resume runs/train                    # the newest checkpoint of that run
-  torchrun --nproc_per_node 4 -m yolact.cli train --data dataset.yaml --config yolact_base --batch-size 32
+  torchrun --nproc_per_node 4 -m yolact train --data dataset.yaml --config yolact_base --batch-size 32
 
 dataset.yaml:  train: {annotations: train.json, images: imgs/}   val: {...}   (or labels: for YOLO-seg)
 the optimiser is the authors' (SGD, lr 1e-3 at batch 8 scaled with the batch, warm-up, step decay); with
@@ -130,11 +129,7 @@ def _add_device_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -
                         help="auto, cpu, cuda, cuda:1, ... (default: auto, cuda when available, else cpu)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="yolact", description="YOLACT real-time instance segmentation.",
-                           epilog="YOLACT_DEBUG=1 shows the traceback behind an error (for bug reports).")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
     predict = sub.add_parser("predict", help="segment objects in an image or a folder of images",
                              description="Segment objects in an image or a folder of images.",
                              epilog=EXAMPLES_PREDICT, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -180,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
     predict.set_defaults(func=run_predict)
 
+
+
+def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("eval", help="COCO box and mask AP on an annotated dataset",
                               description="COCO box and mask AP (AP, AP50, AP75, small/medium/large) of a model on "
                               "a COCO-format dataset.", epilog=EXAMPLES_EVAL,
@@ -201,6 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=run_eval)
 
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train on COCO-format or YOLO-seg data",
                            description="Train YOLACT with the authors' recipe on your data.", epilog=EXAMPLES_TRAIN,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -250,6 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=run_train, device=None)
 
+
+
+def _add_convert_parser(sub: argparse._SubParsersAction) -> None:
     convert = sub.add_parser("convert", help="convert a YOLO-seg dataset to a COCO annotation file",
                              description="Write the COCO instances JSON of a YOLO-seg dataset (polygons in pixels).",
                              epilog=EXAMPLES_CONVERT, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -259,6 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--output", type=Path, required=True, metavar="JSON", help="where to write the COCO JSON")
     convert.set_defaults(func=run_convert)
 
+
+
+def _add_synthetic_parser(sub: argparse._SubParsersAction) -> None:
     synth = sub.add_parser("synthetic", help="write a synthetic instance-segmentation dataset (COCO format)",
                            description="Scenes of circles, squares and triangles (3 classes, overlapping, a 5x range "
                            "of sizes, textured backgrounds) with their COCO annotations: data to try training on.")
@@ -270,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="scene i is drawn from (seed, i) (default: 0)")
     synth.set_defaults(func=run_synthetic)
 
+
+
+def _add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("benchmark", help="per-stage latency, FPS, GFLOPs and memory of a model",
                            description="Time every stage of inference (preprocess, backbone+FPN, heads, NMS, mask "
                            "assembly, paste) and end-to-end throughput.", epilog=EXAMPLES_BENCHMARK,
@@ -288,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(func=run_benchmark)
 
+
+
+def _add_export_parser(sub: argparse._SubParsersAction) -> None:
     export = sub.add_parser("export", help="write a checkpoint in the authors' flat format or in ours",
                             description="Convert checkpoints: 'official' writes the flat state_dict that the "
                             "authors' eval.py and train.py read; 'yolact' writes ours (weights + config + "
@@ -312,126 +325,64 @@ def build_parser() -> argparse.ArgumentParser:
                         "and tests: its detections are meaningless)")
     export.add_argument("--seed", type=NON_NEGATIVE_INT, default=0, help="random seed for --random-init (default: 0)")
     export.set_defaults(func=run_export)
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="yolact", description="YOLACT real-time instance segmentation.",
+                           epilog="YOLACT_DEBUG=1 shows the traceback behind an error (for bug reports).")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_predict_parser(sub)
+    _add_eval_parser(sub)
+    _add_train_parser(sub)
+    _add_convert_parser(sub)
+    _add_synthetic_parser(sub)
+    _add_benchmark_parser(sub)
+    _add_export_parser(sub)
     return parser
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    from yolact.checkpoint import load_checkpoint
-    from yolact.inference.files import check_predict_outputs, predict_files, read_image_ids, resolve_sources
-    from yolact.inference.predictor import Predictor
-    from yolact.inference.results import image_ids_for
-    from yolact.inference.video import VIDEO_SUFFIXES, is_video_source, predict_video
+def _inference_options(args: argparse.Namespace, **fixed: Any) -> Any:
+    from yolact.inference.options import InferenceOptions
 
-    video_output = args.output is not None and args.output.suffix.lower() in VIDEO_SUFFIXES
-    video = is_video_source(args.source) or video_output or args.show
-    paths = [] if video else resolve_sources(args.source)
-    video_file = None
-    if video and args.output is not None:
-        video_file = args.output if video_output else args.output / (
-            f"camera{args.source}.mp4" if str(args.source).isdigit() else f"{Path(args.source).stem}.mp4")
-    if args.image_ids is not None and video:
-        raise ValueError("--image-ids applies to images; video frames are numbered from 1")
-    check_predict_outputs(args.source, paths, args.output, args.json, [args.weights, args.image_ids], video_file)
-    image_ids = None
-    if not video:
-        image_ids = read_image_ids(args.image_ids, paths) if args.image_ids else image_ids_for(paths)
-    if args.backend in ("onnxruntime", "openvino"):
-        if args.device not in ("auto", "cpu"):
-            raise ValueError(f"--backend {args.backend} runs on the CPU; leave --device out")
-        if args.compile or args.no_cuda_graph:
-            flag = "--compile" if args.compile else "--no-cuda-graph"
-            raise ValueError(f"{flag} applies to the pytorch backend; {args.backend} runs the model its own way")
-        if args.backend == "onnxruntime":
-            if args.precision != "fp32":
-                raise ValueError("--backend onnxruntime runs the exported precision; leave --precision out")
-            predictor = Predictor.from_onnx(args.weights, args.score_threshold, args.top_k)
-        else:
-            if args.precision == "fp16":
-                raise ValueError("--backend openvino runs on the CPU: use --precision bf16 (or fp32)")
-            predictor = Predictor.from_openvino(args.weights, args.score_threshold, args.top_k,
-                                                precision=args.precision)
-        if args.config and args.config != predictor.config.name:
-            raise ValueError(f"{args.weights}: exported from {predictor.config.name}, not {args.config}; "
-                             "leave --config out (the file carries its config)")
-        if args.nms:
-            predictor.postprocessor.config = dataclasses.replace(predictor.config.postprocess, nms=args.nms)
-    else:
-        if args.weights.suffix.lower() in (".onnx", ".xml"):
-            raise ValueError(f"{args.weights}: an exported model; run it with --backend onnxruntime or openvino")
-        checkpoint = load_checkpoint(args.weights, args.config)
-        if args.nms:
-            post = dataclasses.replace(checkpoint.config.postprocess, nms=args.nms)
-            checkpoint.config = dataclasses.replace(checkpoint.config, postprocess=post)
-        predictor = Predictor.from_loaded(checkpoint, args.weights, args.device, args.score_threshold, args.top_k,
-                                          precision=args.precision, compile=args.compile,
-                                          cuda_graph=False if args.no_cuda_graph else None)
-    if video:
-        result = predict_video(predictor, str(args.source), video_file, args.json, batch_size=args.batch,
-                               show=args.show, progress=not args.quiet, streams=args.streams)
-        print(f"{result.frames} frame(s), {result.detections} detections on {predictor.device} at "
-              f"{result.fps:.1f} fps" + (f"; video in {video_file}" if video_file else "")
-              + (f"; detections in {args.json}" if args.json else ""))
-        return 0
-    summary = predict_files(predictor, paths, args.output, args.json, progress=not args.quiet, image_ids=image_ids,
-                            keep_predictions=len(paths) == 1)
-    if not args.quiet:
-        for prediction in summary.predictions:
-            print(prediction.describe())
-    done = len(paths) - len(summary.skipped)
-    print(f"{done} image(s), {summary.num_detections} detections on {predictor.device}"
-          + (f"; skipped {len(summary.skipped)} unreadable image(s)" if summary.skipped else "")
-          + (f"; overlays in {args.output}" if args.output else "")
-          + (f"; detections in {args.json} ({summary.image_id_rule})" if args.json else ""))
-    return 0 if done else 1
+    given = {"score_threshold": args.score_threshold, "top_k": args.top_k, "device": args.device, **fixed}
+    return InferenceOptions(**given)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from yolact.inference.job import PredictJob, run_prediction
+
+    options = _inference_options(args, nms=args.nms, backend=args.backend, precision=args.precision,
+                                 compile=args.compile, cuda_graph=False if args.no_cuda_graph else None)
+    report = run_prediction(PredictJob(args.source, args.weights, args.config, options, args.output, args.json,
+                                       args.image_ids, args.batch, args.streams, args.show, not args.quiet))
+    for line in [*report.lines, report.summary]:
+        print(line)
+    return 0 if report.ok else 1
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    import json
+    from yolact.evaluation.job import EvalJob, run_evaluation
 
-    from yolact.data.coco import load_coco
-    from yolact.evaluation.evaluator import evaluate_predictor
-    from yolact.inference.predictor import Predictor
-    from yolact.io import atomic_write
-    from yolact.outputs import check_output_file
-
-    inputs = [args.ann, args.images, args.weights]
-    for flag, path in (("--json", args.json), ("--save-metrics", args.save_metrics)):
-        if path is not None:
-            check_output_file(path, flag, inputs)
-    if args.json is not None and args.save_metrics is not None and args.json.resolve() == args.save_metrics.resolve():
-        raise ValueError("--json and --save-metrics name the same file; give two different files")
-    dataset = load_coco(args.ann, args.images)
-    predictor = Predictor.from_checkpoint(args.weights, args.config, args.device, args.score_threshold, args.top_k)
-    result = evaluate_predictor(predictor, dataset, args.json, progress=not args.quiet, limit=args.max_images)
-    print(f"{result.num_images} images evaluated on {predictor.device}"
+    job = EvalJob(args.weights, args.ann, args.images, args.config, _inference_options(args), args.json,
+                  args.save_metrics, args.max_images, not args.quiet)
+    report = run_evaluation(job)
+    result = report.result
+    print(f"{result.num_images} images evaluated on {report.device}"
           + (f"; skipped {len(result.skipped)} unreadable or missing image(s)" if result.skipped else ""))
     print(result.format_table(per_class=args.per_class))
     if args.save_metrics:
-        atomic_write(args.save_metrics, lambda f: f.write(json.dumps(result.to_dict(), indent=2).encode()))
         print(f"metrics in {args.save_metrics}")
     return 0
 
 
 def run_benchmark(args: argparse.Namespace) -> int:
-    import json
+    from yolact.evaluation.job import BenchmarkJob, run_benchmark_job
 
-    import torch
-
-    from yolact.evaluation import benchmark
-    from yolact.inference.predictor import Predictor
-    from yolact.io import atomic_write
-    from yolact.outputs import check_output_file
-
-    if args.json is not None:
-        check_output_file(args.json, "--json", [args.weights, *([args.images] if args.images else [])])
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    predictor = Predictor.from_checkpoint(args.weights, args.config, args.device, args.score_threshold, args.top_k)
-    report = benchmark.run_benchmark(predictor, benchmark.load_benchmark_images(args.images), runs=args.runs,
-                                     warmup=args.warmup, batch_size=args.batch_size, progress=not args.quiet)
+    report = run_benchmark_job(BenchmarkJob(args.weights, args.config, _inference_options(args), args.images,
+                                            args.runs, args.warmup, args.batch_size, args.threads, args.json,
+                                            not args.quiet))
     print(report.format_table())
-    if args.json:
-        atomic_write(args.json, lambda f: f.write(json.dumps(report.to_dict(), indent=2).encode()))
     return 0
 
 
@@ -476,9 +427,7 @@ def _split(images: Path | None, ann: Path | None, labels: Path | None, name: str
 
 def run_synthetic(args: argparse.Namespace) -> int:
     from yolact.data.synthetic import write_synthetic_coco
-    from yolact.outputs import check_output_dir
 
-    check_output_dir(args.output, "--output")
     ann, images = write_synthetic_coco(args.output, args.num_images, args.seed, (args.size, args.size))
     print(f"wrote {args.num_images} scenes to {images} and {ann}")
     return 0
@@ -486,65 +435,16 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
 def run_convert(args: argparse.Namespace) -> int:
     from yolact.data.yolo import convert_yolo
-    from yolact.outputs import check_output_file
 
-    check_output_file(args.output, "--output", [args.images, args.labels])
-    path = convert_yolo(args.images, args.labels, args.output, args.names)
-    print(f"wrote {path}")
+    print(f"wrote {convert_yolo(args.images, args.labels, args.output, args.names)}")
     return 0
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from yolact.checkpoint import load_checkpoint, load_model_weights, save_checkpoint, save_official
-    from yolact.config import get_config
-    from yolact.modeling import build_yolact
-    from yolact.outputs import check_output_file
+    from yolact.export.pipeline import ExportJob, export_checkpoint
 
-    if args.random_init == (args.weights is not None):
-        raise ValueError("give either --weights CKPT or --random-init (with --config)")
-    inputs = [p for p in (args.weights, args.calibration) if p is not None]
-    check_output_file(args.output, "--output", inputs)
-    if args.format == "openvino":  # the IR is two files: the .xml and its .bin
-        check_output_file(args.output.with_suffix(".bin"), "--output", inputs)
-    if args.random_init:
-        if not args.config:
-            raise ValueError("--random-init needs --config NAME")
-        import torch
-
-        torch.manual_seed(args.seed)
-        config = get_config(args.config)
-        state_dict = build_yolact(config).state_dict()
-        class_names = category_ids = None
-    else:
-        checkpoint = load_checkpoint(args.weights, args.config)
-        config, state_dict = checkpoint.config, checkpoint.state_dict
-        class_names, category_ids = checkpoint.class_names, checkpoint.category_ids
-    if args.int8 and args.format not in ("onnx", "openvino"):
-        raise ValueError("--int8 quantises the onnx and openvino formats; add --format onnx or --format openvino")
-    if args.int8 and args.calibration is None:
-        raise ValueError("--int8 needs --calibration DIR: a folder of images like those the model will run on")
-    if args.format in ("onnx", "openvino"):
-        from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
-        from yolact.export.pipeline import export_model
-
-        model = build_yolact(config)
-        if args.random_init:
-            model.load_state_dict(state_dict)
-        else:
-            load_model_weights(model, checkpoint, args.weights)
-        path = export_model(model, config, args.output, class_names or COCO_CLASSES,
-                            category_ids or COCO_CATEGORY_IDS, args.format,
-                            args.calibration if args.int8 else None, args.calibration_images)
-        backend = "onnxruntime" if args.format == "onnx" else "openvino"
-        print(f"wrote {path} ({args.format}{', INT8' if args.int8 else ''}, config {config.name}, dynamic batch; "
-              f"run it with `yolact predict SOURCE --backend {backend} --weights {path}`)")
-    elif args.format == "official":
-        save_official(args.output, state_dict)
-        print(f"wrote {len(state_dict)} tensors in the authors' format to {args.output} (config {config.name})")
-    else:
-        extra = {} if class_names is None else {"class_names": class_names, "category_ids": category_ids}
-        save_checkpoint(args.output, state_dict, config, **extra)
-        print(f"wrote {args.output} (config {config.name})")
+    print(export_checkpoint(ExportJob(args.output, args.weights, args.config, args.format, args.int8, args.calibration,
+                           args.calibration_images, args.random_init, args.seed)))
     return 0
 
 

@@ -168,6 +168,14 @@ class SolverConfig:
             max_iterations=max(1, round(self.max_iterations / factor)),
         )
 
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of builtins (lists for tuples), as training checkpoints store it."""
+        return _to_builtin(dataclasses.asdict(self))
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> SolverConfig:
+        return _from_builtin(SolverConfig, data)
+
 
 @dataclass(frozen=True)
 class YolactConfig:

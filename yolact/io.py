@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 _UMASK_LOCK = threading.Lock()
 
@@ -41,3 +42,10 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def write_json(path: str | Path, data: Any, indent: int | None = None) -> Path:
+    """``data`` as JSON (UTF-8), written atomically; compact separators unless ``indent`` is given."""
+    separators = (",", ":") if indent is None else None
+    text = json.dumps(data, indent=indent, separators=separators)
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")))

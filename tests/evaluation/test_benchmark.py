@@ -27,7 +27,7 @@ def predictor() -> yolact.Predictor:
     # does, so NMS, mask assembly and paste are measured on real detections.
     with torch.no_grad():
         model.head.conf_layer.weight.mul_(300)
-    return yolact.Predictor(model, config, device="cpu", score_threshold=0.0)
+    return yolact.Predictor.from_model(model, config, device="cpu", score_threshold=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -108,27 +108,27 @@ def test_bad_arguments_are_refused(predictor: yolact.Predictor, images: list[np.
 def test_an_empty_workload_is_pointed_out(images: list[np.ndarray]) -> None:
     torch.manual_seed(0)
     config = dataclasses.replace(yolact.get_config("yolact_resnet50"), max_size=SIZE)
-    plain = yolact.Predictor(yolact.build_yolact(config), config, device="cpu")  # random: no detections
+    plain = yolact.Predictor.from_model(yolact.build_yolact(config), config, device="cpu")  # random: no detections
     report = run_benchmark(plain, images, runs=1, warmup=0, batch_size=1, progress=False)
     assert report.detections_per_image == 0
     assert any("no detections" in note for note in report.notes)
     assert "note: no detections" in report.format_table()
 
 
-def test_benchmark_command(make_official_checkpoint, tmp_path, capsys) -> None:
+def test_benchmark_job_on_a_checkpoint(make_official_checkpoint, tmp_path) -> None:
     import cv2
 
-    from yolact.cli import main
+    from yolact.evaluation.job import BenchmarkJob, run_benchmark_job
+    from yolact.inference.options import InferenceOptions
 
     folder = tmp_path / "images"
     folder.mkdir()
     cv2.imwrite(str(folder / "a.png"), np.random.default_rng(1).integers(0, 256, (48, 64, 3), dtype=np.uint8))
     out = tmp_path / "bench.json"
-    code = main(["benchmark", "--weights", str(make_official_checkpoint("yolact_resnet50")), "--images", str(folder),
-                 "--runs", "1", "--warmup", "0", "--batch-size", "2", "--device", "cpu", "--json", str(out),
-                 "--quiet"])
-    assert code == 0
-    table = capsys.readouterr().out
+    report = run_benchmark_job(BenchmarkJob(make_official_checkpoint("yolact_resnet50"), None,
+                                            InferenceOptions(device="cpu"), folder, runs=1, warmup=0, batch_size=2,
+                                            json=out, progress=False))
+    table = report.format_table()
     assert all(stage in table for stage in STAGES) and "GFLOPs" in table
     assert json.loads(out.read_text())["config_name"] == "yolact_resnet50"
 

@@ -13,7 +13,6 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from yolact.cli import main
 from yolact.data.coco import load_coco
 from yolact.data.coco_classes import COCO_CLASSES
 from yolact.errors import YolactError
@@ -24,6 +23,8 @@ from yolact.evaluation.evaluator import (
     evaluate_records,
     match_categories,
 )
+from yolact.evaluation.job import EvalJob, run_evaluation
+from yolact.inference.options import InferenceOptions
 from yolact.inference.results import Prediction
 
 ANN = COCO128 / "annotations" / "instances_all.json"
@@ -138,7 +139,7 @@ def test_categories_match_by_name_and_mismatch_is_an_error(dataset, tmp_path: Pa
     assert match_categories(names, voc)[0] == voc.categories[-1]["id"]
 
 
-def test_eval_cli_end_to_end(make_official_checkpoint, tmp_path: Path, capsys) -> None:
+def test_evaluation_job_end_to_end(make_official_checkpoint, tmp_path: Path) -> None:
     # A few coco128 images with random official-format weights, one listed image missing on disk: the pipeline,
     # not the score (random weights score near 0).
     data = json.loads((COCO128 / "annotations" / "instances_val.json").read_text())
@@ -149,12 +150,10 @@ def test_eval_cli_end_to_end(make_official_checkpoint, tmp_path: Path, capsys) -
     ann = tmp_path / "subset.json"
     ann.write_text(json.dumps(data))
     metrics, dets = tmp_path / "metrics.json", tmp_path / "dets.json"
-    code = main(["eval", "--weights", str(make_official_checkpoint("yolact_resnet50")), "--ann", str(ann),
-                 "--images", str(IMAGES), "--device", "cpu", "--per-class", "--save-metrics", str(metrics),
-                 "--json", str(dets), "--top-k", "20", "--quiet"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    assert "3 images evaluated" in out and "skipped 1" in out and "box AP" in out
+    options = InferenceOptions(score_threshold=0.0, top_k=20, device="cpu")
+    result = run_evaluation(EvalJob(make_official_checkpoint("yolact_resnet50"), ann, IMAGES, options=options,
+                                    json=dets, metrics=metrics, progress=False)).result
+    assert result.num_images == 3 and len(result.skipped) == 1 and "box AP" in result.format_table(per_class=True)
     figures = json.loads(metrics.read_text())
     assert set(figures["bbox"]) == set(METRIC_NAMES) == set(figures["segm"])
     assert all(-1 <= v <= 1 for t in ("bbox", "segm") for v in figures[t].values())
@@ -212,8 +211,7 @@ def test_box_ap_ranks_by_box_score_and_mask_ap_by_score() -> None:
     assert result.segm["AP"] == pytest.approx(0.5, abs=0.01)  # the wrong mask ranked first by the re-scored one
 
 
-def test_eval_cli_on_yolact_plus_scores_boxes_and_masks_apart(make_official_checkpoint, tmp_path: Path,
-                                                              capsys) -> None:
+def test_evaluation_of_yolact_plus_scores_boxes_and_masks_apart(make_official_checkpoint, tmp_path: Path) -> None:
     data = json.loads((COCO128 / "annotations" / "instances_val.json").read_text())
     data["images"] = data["images"][:2]
     ids = {i["id"] for i in data["images"]}
@@ -221,10 +219,10 @@ def test_eval_cli_on_yolact_plus_scores_boxes_and_masks_apart(make_official_chec
     ann = tmp_path / "subset.json"
     ann.write_text(json.dumps(data))
     dets = tmp_path / "dets.json"
-    assert main(["eval", "--weights", str(make_official_checkpoint("yolact_plus_resnet50")), "--ann", str(ann),
-                 "--images", str(IMAGES), "--device", "cpu", "--json", str(dets), "--top-k", "20", "--quiet"]) == 0
-    out = capsys.readouterr().out
-    assert "2 images evaluated" in out and "bbox" in out and "segm" in out
+    options = InferenceOptions(score_threshold=0.0, top_k=20, device="cpu")
+    result = run_evaluation(EvalJob(make_official_checkpoint("yolact_plus_resnet50"), ann, IMAGES, options=options,
+                                    json=dets, progress=False)).result
+    assert result.num_images == 2 and result.bbox and result.segm
     records = json.loads(dets.read_text())
     assert records and all("box_score" in r for r in records)
     assert any(abs(r["score"] - r["box_score"]) > 1e-6 for r in records)  # masks re-scored, boxes not

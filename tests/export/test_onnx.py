@@ -10,16 +10,18 @@ import torch
 from conftest import EXPORT_IMAGES as IMAGES
 
 import yolact
-from yolact.cli import main
 from yolact.data.images import read_image
 from yolact.errors import YolactError
-from yolact.export.onnx import OnnxNetwork, read_onnx_metadata
+from yolact.export.onnx import OnnxNetwork, read_onnx_info
+from yolact.export.pipeline import ExportJob, export_checkpoint
+from yolact.inference.job import PredictJob, run_prediction
+from yolact.inference.options import InferenceOptions
 
 pytest.importorskip("onnxruntime", reason="pip install 'yolact[export]'")
 
 
 def test_metadata_carries_config_and_classes(resnet50_onnx: Path) -> None:
-    config, class_names, category_ids = read_onnx_metadata(resnet50_onnx)
+    config, class_names, category_ids, _ = read_onnx_info(resnet50_onnx)
     assert config == yolact.get_config("yolact_resnet50")
     assert class_names[0] == "person" and len(class_names) == 80 and category_ids[-1] == 90
 
@@ -44,8 +46,8 @@ def test_predict_with_onnxruntime_gives_pytorchs_detections(resnet50_checkpoint:
     results = {}
     for backend, weights in (("pytorch", resnet50_checkpoint), ("onnxruntime", resnet50_onnx)):
         out = tmp_path / f"{backend}.json"
-        assert main(["predict", str(IMAGES[0]), "--weights", str(weights), "--backend", backend, "--json", str(out),
-                     "--top-k", "20", "--quiet"]) == 0
+        run_prediction(PredictJob(IMAGES[0], weights, options=InferenceOptions(backend=backend, top_k=20), json=out,
+                                  progress=False))
         results[backend] = json.loads(out.read_text())
     torch_records, onnx_records = results["pytorch"], results["onnxruntime"]
     assert len(torch_records) == len(onnx_records) > 0
@@ -61,17 +63,14 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path: Path, resnet50_onnx: Path,
         OnnxNetwork(missing)
     corrupt = tmp_path / "corrupt.onnx"
     corrupt.write_bytes(b"not a model")
-    assert main(["predict", str(IMAGES[0]), "--backend", "onnxruntime", "--weights", str(corrupt)]) != 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "corrupt.onnx" in err[0] and "ONNX Runtime cannot load it" in err[0]
-    assert main(["predict", str(IMAGES[0]), "--backend", "onnxruntime", "--weights", str(resnet50_onnx),
-                 "--config", "yolact_base"]) != 0
-    assert "exported from yolact_resnet50, not yolact_base" in capsys.readouterr().err
-    assert main(["predict", str(IMAGES[0]), "--weights", str(resnet50_onnx)]) != 0
-    assert "an exported model; run it with --backend onnxruntime or openvino" in capsys.readouterr().err
-    assert main(["predict", str(IMAGES[0]), "--backend", "onnxruntime", "--weights", str(resnet50_onnx),
-                 "--no-cuda-graph"]) != 0
-    assert "--no-cuda-graph applies to the pytorch backend" in capsys.readouterr().err
+    with pytest.raises(YolactError, match=r"corrupt\.onnx.*ONNX Runtime cannot load it"):
+        yolact.load(corrupt, backend="onnxruntime")
+    with pytest.raises(ValueError, match="exported from yolact_resnet50, not yolact_base"):
+        yolact.load(resnet50_onnx, "yolact_base", backend="onnxruntime")
+    with pytest.raises(ValueError, match="an exported model; run it with --backend onnxruntime or openvino"):
+        yolact.load(resnet50_onnx)
+    with pytest.raises(ValueError, match="--no-cuda-graph applies to the pytorch backend"):
+        yolact.load(resnet50_onnx, backend="onnxruntime", cuda_graph=False)
 
 
 def test_yolact_plus_exports_with_deform_conv_and_rescores_like_pytorch(make_official_checkpoint,
@@ -81,7 +80,7 @@ def test_yolact_plus_exports_with_deform_conv_and_rescores_like_pytorch(make_off
 
     checkpoint = make_official_checkpoint("yolact_plus_resnet50")
     path = tmp_path / "plus.onnx"
-    assert main(["export", "--weights", str(checkpoint), "--format", "onnx", "--output", str(path)]) == 0
+    export_checkpoint(ExportJob(path, checkpoint, format="onnx"))
     proto = onnx.load(str(path))
     assert sum(node.op_type == "DeformConv" for node in proto.graph.node) == 13  # every block of C3-C5
     plain = yolact.load(checkpoint, device="cpu", optimize=False, score_threshold=0.0)
@@ -92,8 +91,8 @@ def test_yolact_plus_exports_with_deform_conv_and_rescores_like_pytorch(make_off
     got = OnnxNetwork(path)(batch)
     for name in ("loc", "class_logits", "mask_coeffs", "prototypes"):
         assert (getattr(got, name) - getattr(want, name)).abs().max().item() <= 1e-4, name
-    exported = yolact.Predictor.from_onnx(path, score_threshold=0.0)
-    assert exported.mask_iou is not None
+    exported = yolact.load(path, backend="onnxruntime", score_threshold=0.0)
+    assert exported.network.rescorer is not None
     a, b = plain.predict_arrays([image])[0], exported.predict_arrays([image])[0]
     np.testing.assert_array_equal(a.class_ids, b.class_ids)
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)

@@ -10,10 +10,12 @@ import torch
 from conftest import EXPORT_IMAGES as IMAGES
 
 import yolact
-from yolact.cli import main
 from yolact.data.images import read_image
 from yolact.errors import YolactError
-from yolact.export.openvino import OpenVinoNetwork, read_openvino_metadata
+from yolact.export.openvino import OpenVinoNetwork, read_openvino_info
+from yolact.export.pipeline import ExportJob, export_checkpoint
+from yolact.inference.job import PredictJob, run_prediction
+from yolact.inference.options import InferenceOptions
 
 pytest.importorskip("openvino", reason="pip install 'yolact[openvino]'")
 OUTPUTS = ("loc", "class_logits", "mask_coeffs", "prototypes", "anchors_cxcywh")
@@ -22,14 +24,14 @@ OUTPUTS = ("loc", "class_logits", "mask_coeffs", "prototypes", "anchors_cxcywh")
 @pytest.fixture(scope="module")
 def ir(resnet50_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("openvino") / "resnet50.xml"
-    assert main(["export", "--weights", str(resnet50_checkpoint), "--format", "openvino", "--output", str(path)]) == 0
+    export_checkpoint(ExportJob(path, resnet50_checkpoint, format="openvino"))
     return path
 
 
 def test_ir_is_fp32_and_carries_config_and_classes(ir: Path) -> None:
     assert ir.with_suffix(".bin").is_file()
     assert "f16" not in ir.read_text()  # weights not compressed to fp16 (OpenVINO's default)
-    config, class_names, category_ids = read_openvino_metadata(ir)
+    config, class_names, category_ids, _ = read_openvino_info(ir)
     assert config == yolact.get_config("yolact_resnet50")
     assert class_names[0] == "person" and len(class_names) == 80 and category_ids[-1] == 90
     # Written through a temporary folder: nothing else is left beside the two files.
@@ -59,8 +61,8 @@ def test_predict_with_openvino_gives_pytorchs_detections(resnet50_checkpoint: Pa
     results = {}
     for backend, weights in (("pytorch", resnet50_checkpoint), ("openvino", ir)):
         out = tmp_path / f"{backend}.json"
-        assert main(["predict", str(IMAGES[0]), "--weights", str(weights), "--backend", backend, "--json", str(out),
-                     "--top-k", "20", "--quiet"]) == 0
+        run_prediction(PredictJob(IMAGES[0], weights, options=InferenceOptions(backend=backend, top_k=20), json=out,
+                                  progress=False))
         results[backend] = json.loads(out.read_text())
     assert len(results["pytorch"]) == len(results["openvino"]) > 0
     for a, b in zip(results["pytorch"], results["openvino"], strict=True):
@@ -74,28 +76,28 @@ def test_bad_openvino_files_are_one_line_errors(tmp_path: Path, ir: Path, capsys
         OpenVinoNetwork(tmp_path / "missing.xml")
     corrupt = tmp_path / "corrupt.xml"
     corrupt.write_text("<net>not a model")
-    assert main(["predict", str(IMAGES[0]), "--backend", "openvino", "--weights", str(corrupt)]) != 0
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "corrupt.xml" in err[0] and "OpenVINO cannot read it" in err[0]
-    assert main(["predict", str(IMAGES[0]), "--weights", str(ir)]) != 0
-    assert "an exported model; run it with --backend onnxruntime or openvino" in capsys.readouterr().err
+    with pytest.raises(YolactError, match=r"corrupt\.xml.*OpenVINO cannot read it"):
+        yolact.load(corrupt, backend="openvino")
+    with pytest.raises(ValueError, match="an exported model; run it with --backend onnxruntime or openvino"):
+        yolact.load(ir)
 
 
 def test_yolact_plus_converts_through_the_pytorch_frontend(make_official_checkpoint, tmp_path: Path) -> None:
     checkpoint = make_official_checkpoint("yolact_plus_resnet50")
     path = tmp_path / "plus.xml"
-    assert main(["export", "--weights", str(checkpoint), "--format", "openvino", "--output", str(path)]) == 0
+    export_checkpoint(ExportJob(path, checkpoint, format="openvino"))
     plain = yolact.load(checkpoint, device="cpu", optimize=False, score_threshold=0.0)
     batch = plain.prepare([read_image(p) for p in IMAGES])
     with torch.inference_mode():
         want = plain.model(batch)
-    exported = yolact.Predictor.from_openvino(path, score_threshold=0.0)
-    got = exported.network(batch)  # dynamic batch: 2 images
+    exported = yolact.load(path, backend="openvino", score_threshold=0.0)
+    got = exported.run_network(batch)  # dynamic batch: 2 images
     for name in OUTPUTS:
         assert (getattr(got, name) - getattr(want, name)).abs().max().item() <= 1e-4, name
     a, b = plain.predict_arrays([read_image(IMAGES[0])])[0], exported.predict_arrays([read_image(IMAGES[0])])[0]
     np.testing.assert_array_equal(a.class_ids, b.class_ids)
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
     # INT8 OpenVINO of deformable convs is refused plainly (OpenVINO cannot read them from ONNX).
-    assert main(["export", "--weights", str(checkpoint), "--format", "openvino", "--int8", "--calibration",
-                 str(IMAGES[0].parent), "--output", str(tmp_path / "int8.xml")]) != 0
+    with pytest.raises(YolactError, match="INT8 OpenVINO export of deformable convs is not supported"):
+        export_checkpoint(ExportJob(tmp_path / "int8.xml", checkpoint, format="openvino", int8=True,
+                                    calibration=IMAGES[0].parent))

@@ -16,14 +16,14 @@ no_cuda = not torch.cuda.is_available()
 def tiny_predictor(device: str, cuda_graph: bool | None = None, precision: str = "fp32") -> yolact.Predictor:
     torch.manual_seed(0)
     config = yolact.get_config("yolact_resnet18")
-    return yolact.Predictor(yolact.build_yolact(config), config, device=device, precision=precision,
-                            cuda_graph=cuda_graph)
+    return yolact.Predictor.from_model(yolact.build_yolact(config), config, device=device, precision=precision,
+                                       cuda_graph=cuda_graph)
 
 
 def test_cuda_graph_is_refused_off_cuda() -> None:
     with pytest.raises(ValueError, match="CUDA device"):
         tiny_predictor("cpu", cuda_graph=True)
-    assert tiny_predictor("cpu").cuda_graph is None  # the default: only on CUDA
+    assert tiny_predictor("cpu").network.cuda_graph is None  # the default: only on CUDA
 
 
 @pytest.mark.gpu
@@ -32,9 +32,9 @@ def test_deformable_convs_are_not_captured() -> None:
     # torchvision launches its deformable-conv kernel on the legacy default stream: a capture would leave it out.
     config = yolact.get_config("yolact_plus_resnet50")
     model = yolact.build_yolact(config)
-    assert yolact.Predictor(model, config, device="cuda").cuda_graph is None
+    assert yolact.Predictor.from_model(model, config, device="cuda").network.cuda_graph is None
     with pytest.raises(ValueError, match="deformable convs"):
-        yolact.Predictor(model, config, device="cuda", cuda_graph=True)
+        yolact.Predictor.from_model(model, config, device="cuda", cuda_graph=True)
 
 
 def test_cpu_batches_run_the_network_directly() -> None:
@@ -54,7 +54,7 @@ def test_cpu_batches_run_the_network_directly() -> None:
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
 def test_replay_equals_eager_launches(precision: str) -> None:
     predictor = tiny_predictor("cuda", precision=precision)
-    assert predictor.cuda_graph is not None
+    assert predictor.network.cuda_graph is not None
     for batch_size in (1, 3):  # a new shape is captured anew
         batch = torch.randn(batch_size, 3, 384, 384, device="cuda").contiguous(memory_format=torch.channels_last)
         with torch.inference_mode():
@@ -64,7 +64,7 @@ def test_replay_equals_eager_launches(precision: str) -> None:
         for name in ("loc", "class_logits", "mask_coeffs", "anchors_cxcywh", "prototypes"):
             torch.testing.assert_close(getattr(first, name), getattr(eager, name), rtol=0, atol=0, msg=name)
         assert not torch.equal(first.prototypes, second.prototypes)  # outputs are copies, kept across calls
-    assert len(predictor.cuda_graph._captured) == 2
+    assert len(predictor.network.cuda_graph._captured) == 2
 
 
 # Run in a child process: a failed capture was seen to leave later deformable convs in the process wrong.

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from yolact.config import PostprocessConfig
-from yolact.inference.postprocess import Detections, Postprocessor, finalize_detections
+from yolact.inference.postprocess import Detections, Postprocessor
 from yolact.modeling.yolact import YolactOutput
 from yolact.ops import box_iou
 
@@ -26,7 +26,7 @@ def synthetic_output(num_anchors: int = 300, num_classes: int = 5, seed: int = 0
 @pytest.mark.parametrize("nms", ["fast", "cross_class_fast", "traditional"])
 def test_each_nms_variant_gives_sorted_non_overlapping_detections(nms: str) -> None:
     config = PostprocessConfig(nms=nms, max_detections=50)
-    dets = Postprocessor(config, input_size=550)(synthetic_output())[0]
+    dets = Postprocessor(config, input_size=550).detect(synthetic_output())[0]
     assert 0 < len(dets.scores) <= 50
     assert torch.all(dets.scores[:-1] >= dets.scores[1:])
     iou = box_iou(dets.boxes_xyxy, dets.boxes_xyxy).triu(diagonal=1)
@@ -41,7 +41,7 @@ def test_each_nms_variant_gives_sorted_non_overlapping_detections(nms: str) -> N
 def test_candidates_need_a_class_score_above_the_threshold() -> None:
     out = synthetic_output()
     none_pass = dataclasses.replace(PostprocessConfig(), conf_threshold=1.0)
-    assert len(Postprocessor(none_pass, 550)(out)[0].scores) == 0
+    assert len(Postprocessor(none_pass, 550).detect(out)[0].scores) == 0
 
 
 def make_detections(scores: list[float]) -> Detections:
@@ -53,14 +53,15 @@ def make_detections(scores: list[float]) -> Detections:
 
 def test_finalize_threshold_is_strict_and_top_k_keeps_the_best() -> None:
     dets = make_detections([0.9, 0.5, 0.3, 0.7])
-    final = finalize_detections(dets, width=100, height=80, score_threshold=0.5)
+    final = Postprocessor(PostprocessConfig(), 550, score_threshold=0.5).finalize(dets, width=100, height=80)
     assert final.scores.tolist() == pytest.approx([0.9, 0.7])
-    final = finalize_detections(dets, width=100, height=80, top_k=3)
+    final = Postprocessor(PostprocessConfig(), 550, top_k=3).finalize(dets, width=100, height=80)
     assert final.scores.tolist() == pytest.approx([0.9, 0.7, 0.5])
     assert final.masks.shape == (3, 80, 100) and final.masks.dtype == torch.bool
     assert final.boxes_xyxy.tolist()[0] == [10, 8, 50, 40]
 
 
 def test_finalize_with_nothing_left() -> None:
-    final = finalize_detections(make_detections([0.1]), width=30, height=20, score_threshold=0.5)
+    final = Postprocessor(PostprocessConfig(), 550, score_threshold=0.5).finalize(make_detections([0.1]), width=30,
+                                                                         height=20)
     assert final.masks.shape == (0, 20, 30) and final.boxes_xyxy.shape == (0, 4)

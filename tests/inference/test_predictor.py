@@ -146,9 +146,9 @@ def test_optimised_path_gives_the_plain_paths_detections(checkpoint: Path, predi
                                                           result_a: Prediction) -> None:
     """BatchNorm folded, channels-last, lazy Fast NMS and region-only mask pasting (the default) against the plain
     network with whole-map pasting: the same detections."""
-    assert predictor.optimized and predictor.network is not predictor.model
+    assert predictor.network.channels_last and predictor.network.module is not predictor.model
     plain = yolact.load(checkpoint, device="cpu", score_threshold=SCORE_THRESHOLD, top_k=TOP_K, optimize=False)
-    assert plain.network is plain.model
+    assert plain.network.module is plain.model
     assert len(result_a) > 0
     assert_same(plain(IMAGE_A), result_a)
 
@@ -284,9 +284,11 @@ def test_compiled_network_gives_the_same_detections(tmp_path: Path) -> None:
     config = yolact.get_config("yolact_resnet18")
     model = yolact.build_yolact(config)
     image = cv2.imread(str(IMAGE_A))
-    calibrate_class_layer(model, yolact.Predictor(model, config, device="cpu", optimize=False).prepare([image]))
-    eager = yolact.Predictor(model, config, device="cpu", score_threshold=0.3, top_k=TOP_K)
-    compiled = yolact.Predictor(model, config, device="cpu", score_threshold=0.3, top_k=TOP_K, compile=True)
+    calibrate_class_layer(model, yolact.Predictor.from_model(model, config, device="cpu", optimize=False).prepare(
+        [image]))
+    eager = yolact.Predictor.from_model(model, config, device="cpu", score_threshold=0.3, top_k=TOP_K)
+    compiled = yolact.Predictor.from_model(model, config, device="cpu", score_threshold=0.3, top_k=TOP_K,
+                                          compile=True)
     expected = eager(image)
     assert len(expected) > 0
     assert_same(compiled(image), expected)

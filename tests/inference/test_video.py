@@ -11,8 +11,9 @@ import torch
 
 import yolact
 from yolact.checkpoint import save_checkpoint
-from yolact.cli import main
 from yolact.errors import YolactError
+from yolact.inference.job import PredictJob, run_prediction
+from yolact.inference.options import InferenceOptions
 from yolact.inference.video import display_available, predict_video
 
 FRAMES, WIDTH, HEIGHT, FPS = 12, 128, 96, 10.0
@@ -28,8 +29,8 @@ def predictor() -> yolact.Predictor:
     torch.manual_seed(0)
     config = small_config()
     # Random weights: score threshold 0 so that every frame has detections to draw and record.
-    return yolact.Predictor(yolact.build_yolact(config), config, CLASSES, [1, 2, 3], device="cpu",
-                            score_threshold=0.0, top_k=5)
+    return yolact.Predictor.from_model(yolact.build_yolact(config), config, CLASSES, [1, 2, 3], device="cpu",
+                                       score_threshold=0.0, top_k=5)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,8 @@ def test_streams_give_the_same_records_in_order_and_restore_the_thread_count(pre
     assert [r["image_id"] for r in runs[2]] == sorted(r["image_id"] for r in runs[2])
     with pytest.raises(YolactError, match="streams must be at least 1"):
         predict_video(predictor, clip, None, None, progress=False, streams=0)
-    exported = yolact.Predictor(None, predictor.config, CLASSES, [1, 2, 3], device="cpu", network=predictor.network)
+    # The same network as an exported one runs: no PyTorch model behind it.
+    exported = yolact.Predictor(dataclasses.replace(predictor.network, model=None, module=None), predictor.options)
     with pytest.raises(YolactError, match="streams > 1 needs an eager PyTorch network"):
         predict_video(exported, clip, None, None, progress=False, streams=2)
     assert predict_video(exported, clip, None, None, progress=False).frames == FRAMES  # one stream by default
@@ -123,24 +125,22 @@ def test_batching_frames_gives_the_same_detections(predictor: yolact.Predictor, 
         assert abs(a["score"] - b["score"]) < 1e-4
 
 
-def test_cli_video_and_a_folder_of_frames(predictor: yolact.Predictor, clip: Path, tmp_path: Path, capsys) -> None:
+def test_prediction_job_on_a_video_and_a_folder_of_frames(predictor: yolact.Predictor, clip: Path,
+                                                          tmp_path: Path) -> None:
     weights = tmp_path / "small.pth"
     save_checkpoint(weights, predictor.model.state_dict(), predictor.config, CLASSES, [1, 2, 3])
-    assert main(["predict", str(clip), "--weights", str(weights), "--output", str(tmp_path / "o"),
-                 "--score-threshold", "0", "--quiet"]) == 0
+    options = InferenceOptions(score_threshold=0.0, device="cpu")
+    report = run_prediction(PredictJob(clip, weights, options=options, output=tmp_path / "o", progress=False))
     assert read_back(tmp_path / "o" / "clip.mp4")[0] == FRAMES
-    assert f"{FRAMES} frame(s)" in capsys.readouterr().out
+    assert f"{FRAMES} frame(s)" in report.summary
     frames = tmp_path / "frames"
     frames.mkdir()
     capture = cv2.VideoCapture(str(clip))
     for i in range(5):
         cv2.imwrite(str(frames / f"{i:03d}.png"), capture.read()[1])
-    assert main(["predict", str(frames), "--weights", str(weights), "--output", str(tmp_path / "f.avi"),
-                 "--streams", "1", "--quiet"]) == 0
+    run_prediction(PredictJob(frames, weights, options=options, output=tmp_path / "f.avi", streams=1,
+                              progress=False))
     assert read_back(tmp_path / "f.avi")[:3] == (5, WIDTH, HEIGHT)
-    capsys.readouterr()
-    assert main(["predict", str(clip), "--weights", str(weights), "--streams", "0", "--quiet"]) == 2
-    assert "--streams: 0 is out of range" in capsys.readouterr().err
 
 
 def test_missing_camera_and_no_display_are_one_line_errors(predictor: yolact.Predictor, clip: Path,

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
+from torch import Tensor
 
+from yolact.losses import mask_loss_and_iou_samples
 from yolact.modeling.yolact import YolactOutput
 from yolact.ops import xyxy_to_cxcywh
 from yolact.structures import InstanceTarget
@@ -82,3 +85,9 @@ def two_image_targets() -> list[InstanceTarget]:
         make_target([[0.0, 0.0, 0.25, 0.25], [0.5, 0.5, 1.0, 1.0]], [0, 2]),
         make_target([[0.25, 0.25, 0.75, 0.5]], [1], crowd=[[0.0, 0.75, 0.5, 1.0]]),
     ]
+
+
+def mask_loss(*args: Any, **kwargs: Any) -> Tensor:
+    """The mask term alone, as the criterion computes it (``mask_loss_and_iou_samples``'s first value: summed,
+    area-normalised mask BCE over the batch, unnormalised by the number of positives)."""
+    return mask_loss_and_iou_samples(*args, **kwargs)[0]

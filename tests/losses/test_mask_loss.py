@@ -6,9 +6,9 @@ from __future__ import annotations
 import math
 
 import torch
-from loss_helpers import make_target
+from loss_helpers import make_target, mask_loss
 
-from yolact.losses import downsample_masks, mask_loss
+from yolact.losses import downsample_masks
 
 # Two objects whose boxes (and masks) are aligned to 4x4 blocks of the 32x32 input, so that bilinear downsampling
 # to the 8x8 prototypes gives exactly the box's cells (each sample falls between two pixels of one block).

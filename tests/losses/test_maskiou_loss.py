@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 
 import torch
-from loss_helpers import make_target, random_output, two_image_targets
+from loss_helpers import make_target, mask_loss, random_output, two_image_targets
 from torch import nn
 
 from yolact.config import LossConfig
-from yolact.losses import MaskIoUSamples, YolactCriterion, mask_loss, mask_loss_and_iou_samples, maskiou_loss
+from yolact.losses import MaskIoUSamples, YolactCriterion, mask_loss_and_iou_samples, maskiou_loss
 from yolact.modeling.maskiou import MaskIoUNet
 
 # As test_mask_loss: two box-shaped objects aligned to 4x4 blocks of the 32 px input, so that on the 8x8 prototypes

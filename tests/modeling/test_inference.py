@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 import yolact
-from yolact.modeling.inference import fold_batchnorm, optimize_for_inference
+from yolact.modeling.inference import optimize_for_inference
 
 
 def small_model() -> yolact.Yolact:
@@ -25,7 +25,7 @@ def small_model() -> yolact.Yolact:
 
 def test_fold_batchnorm_removes_batchnorm_and_keeps_outputs() -> None:
     model = small_model()
-    folded = fold_batchnorm(model.backbone)
+    folded = optimize_for_inference(model, channels_last=False).backbone
     assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.backbone.modules())  # the original is untouched
     x = torch.randn(2, 3, 96, 96)

@@ -15,7 +15,8 @@ from yolact.data.augment import TrainTransform
 from yolact.data.coco import load_coco
 from yolact.data.datasets import InstanceDataset
 from yolact.training import distributed
-from yolact.training.trainer import Trainer, TrainOptions
+from yolact.training.options import TrainJob, TrainPlan
+from yolact.training.trainer import Trainer
 
 
 def main() -> None:
@@ -28,9 +29,9 @@ def main() -> None:
     torch.manual_seed(0)  # the same initial weights in every process
     dataset = InstanceDataset(coco, TrainTransform(config.max_size, config.backbone))
     solver = SolverConfig(batch_size=4, lr=1e-3, warmup_iterations=1, max_iterations=3)
-    options = TrainOptions(output_dir=out, iterations=3, batch_size=4, device=device, workers=0, progress=False)
-    trainer = Trainer(yolact.build_yolact(config), config, dataset, options, dataset.class_names,
-                      dataset.category_ids, solver=solver)
+    job = TrainJob(output_dir=out, config=config, batch_size=4, device=device, workers=0, progress=False)
+    trainer = Trainer(yolact.build_yolact(config), config, dataset, job, TrainPlan(solver), dataset.class_names,
+                      dataset.category_ids)
     trainer.train()
     flat = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
     gathered = [torch.zeros_like(flat) for _ in range(distributed.world_size())]

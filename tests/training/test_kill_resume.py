@@ -14,7 +14,7 @@ import torch
 
 import yolact
 from yolact.data.synthetic import write_synthetic_coco
-from yolact.training.job import latest_checkpoint
+from yolact.training.checkpoints import latest_checkpoint
 
 WORKER = Path(__file__).with_name("train_worker.py")
 ITERATIONS = 8

@@ -1,5 +1,5 @@
 """Training: schedule, loss going down, overfitting one image, exact resume, DDP on two CPU processes,
-fine-tuning an official-format checkpoint onto other classes."""
+fine-tuning an official-format checkpoint onto other classes (through ``run_training``, as ``yolact train``)."""
 
 import dataclasses
 import json
@@ -13,23 +13,21 @@ import torch
 from conftest import COCO128
 
 import yolact
-from yolact.cli import main
 from yolact.config import SolverConfig
 from yolact.data.augment import EvalTransform, TrainTransform
 from yolact.data.coco import load_coco
 from yolact.data.datasets import InstanceDataset, collate
 from yolact.data.images import read_image
+from yolact.data.splits import DataSplit, read_dataset_yaml
 from yolact.data.synthetic import write_synthetic_coco
+from yolact.data.yolo import convert_yolo
 from yolact.errors import YolactError
 from yolact.losses import YolactCriterion
+from yolact.training.checkpoints import read_resume_state
+from yolact.training.job import TrainJob, resume_job, run_training
+from yolact.training.options import TrainPlan
 from yolact.training.schedule import batch_for_iteration, iterate_batches, learning_rate
-from yolact.training.trainer import (
-    DEAD_PROTOTYPE_PATIENCE,
-    Trainer,
-    TrainingDiverged,
-    TrainOptions,
-    resolve_precision,
-)
+from yolact.training.trainer import DEAD_PROTOTYPE_PATIENCE, Trainer, TrainingDiverged, resolve_precision
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +42,19 @@ def small_config(size: int = 96, num_classes: int = 3):
 
 
 def make_trainer(source, config, out: Path, iterations: int, lr: float = 1e-3, device: str = "cpu",
-                 solver: SolverConfig | None = None, seed: int = 0, **options) -> Trainer:
+                 solver: SolverConfig | None = None, seed: int = 0, batch_size: int | None = None,
+                 **options) -> Trainer:
+    """A trainer of ``iterations`` on ``solver`` (default: a short warm-up and one step), at the solver's batch
+    unless ``batch_size`` says otherwise; ``options`` are further TrainJob fields."""
     torch.manual_seed(seed)
     if solver is None:
         solver = SolverConfig(batch_size=2, lr=lr, warmup_init=lr / 10, warmup_iterations=2,
                               steps=(iterations * 3 // 4,), max_iterations=iterations)
-    opts = TrainOptions(output_dir=out, iterations=iterations, batch_size=solver.batch_size, device=device,
-                        workers=0, progress=False, log_every=1, seed=seed, **options)
-    return Trainer(yolact.build_yolact(config), config, source, opts, source.class_names, source.category_ids,
-                   solver=solver)
+    assert solver.max_iterations == iterations  # the plan's length is the solver's
+    job = TrainJob(output_dir=out, config=config, batch_size=batch_size or solver.batch_size, device=device,
+                   workers=0, progress=False, log_every=1, seed=seed, **options)
+    return Trainer(yolact.build_yolact(config), config, source, job, TrainPlan(solver), source.class_names,
+                   source.category_ids)
 
 
 def recipe(config, iterations: int, batch_size: int = 2) -> SolverConfig:
@@ -170,11 +172,11 @@ def test_overfit_one_image_to_mask_iou_above_0_9(tmp_path: Path) -> None:
     coco = load_coco(ann, images)
     config = small_config(192)
     source = InstanceDataset(coco, EvalTransform(config.max_size, config.backbone))
-    trainer = make_trainer(source, config, tmp_path / "run", iterations=300, lr=5e-4, checkpoint_every=10**6)
-    trainer.options.batch_size = 1
+    trainer = make_trainer(source, config, tmp_path / "run", iterations=300, lr=5e-4, batch_size=1,
+                           checkpoint_every=10**6)
     trainer.train()
-    predictor = yolact.Predictor(trainer.model, config, source.class_names, source.category_ids, "cpu",
-                                 score_threshold=0.3)
+    predictor = yolact.Predictor.from_model(trainer.model, config, source.class_names, source.category_ids,
+                                            device="cpu", score_threshold=0.3)
     prediction = predictor(read_image(coco.image_path(coco.image_ids[0])))
     ious = []
     for ann_record in coco.coco.dataset["annotations"]:
@@ -191,10 +193,11 @@ def test_resume_gives_the_same_weights_as_an_uninterrupted_run(synthetic: Path, 
     straight.train()
     # A second run stops after its iteration-3 checkpoint; a third resumes from it.
     resumed = make_trainer(source, config, tmp_path / "resumed", iterations=6)
-    checkpoint = yolact.load_checkpoint(tmp_path / "straight" / "iter_0000003.pth")
+    path = tmp_path / "straight" / "iter_0000003.pth"
+    checkpoint = yolact.load_checkpoint(path)
     resumed.model.load_state_dict(checkpoint.state_dict)
     torch.manual_seed(123)  # whatever the RNG did since, the checkpoint's state is restored
-    resumed.resume(checkpoint.extra)
+    resumed.resume(read_resume_state(checkpoint, path))
     assert resumed.state.iteration == 3
     resumed.train()
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values(), strict=True):
@@ -268,12 +271,12 @@ def test_torchrun_trains_with_nccl_on_cuda(synthetic: Path, tmp_path: Path) -> N
 def test_fine_tune_official_checkpoint_onto_three_classes(make_official_checkpoint, synthetic: Path,
                                                           tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
-    code = main(["train", "--train-ann", str(synthetic / "annotations.json"), "--train-images",
-                 str(synthetic / "images"), "--config", "yolact_resnet50", "--weights",
-                 str(make_official_checkpoint("yolact_resnet50")), "--iterations", "2", "--batch-size", "1",
-                 "--output", str(out), "--device", "cpu", "--workers", "0", "--quiet"])
+    last = run_training(TrainJob(train=DataSplit(synthetic / "images", synthetic / "annotations.json"),
+                                 config="yolact_resnet50", weights=make_official_checkpoint("yolact_resnet50"),
+                                 iterations=2, batch_size=1, output_dir=out, device="cpu", workers=0,
+                                 progress=False))
     text = capsys.readouterr().out
-    assert code == 0
+    assert last == out / "last.pth"
     assert "re-initialised" in text and "prediction_layers.0.conf_layer" in text and "semantic_seg_conv" in text
     assert "BatchNorm frozen" in text
     checkpoint = yolact.load_checkpoint(out / "last.pth")
@@ -315,27 +318,29 @@ def test_train_on_yolo_labels_and_convert(tmp_path: Path, capsys) -> None:
         (images / f"{name}.jpg").write_bytes((COCO128 / "images" / f"{name}.jpg").read_bytes())
         (labels / f"{name}.txt").write_text((COCO128 / "labels_yolo" / f"{name}.txt").read_text())
     (tmp_path / "data.yaml").write_text("train: {images: images, labels: labels}\n")
-    assert main(["train", "--data", str(tmp_path / "data.yaml"), "--iterations", "2", "--batch-size", "2",
-                 "--output", str(tmp_path / "run"), "--device", "cpu", "--workers", "0", "--quiet"]) == 0
+    train, val, names = read_dataset_yaml(tmp_path / "data.yaml")
+    job = TrainJob(train=train, val=val, class_names=names, iterations=2, batch_size=2, output_dir=tmp_path / "run",
+                   device="cpu", workers=0, progress=False)
+    assert run_training(job) == tmp_path / "run" / "last.pth"
     assert yolact.load_checkpoint(tmp_path / "run" / "last.pth").config.num_classes == 80
-    assert main(["convert", "--images", str(images), "--labels", str(labels), "--output",
-                 str(tmp_path / "coco.json")]) == 0
+    assert convert_yolo(images, labels, tmp_path / "coco.json") == tmp_path / "coco.json"
     converted = json.loads((tmp_path / "coco.json").read_text())
     assert len(converted["images"]) == 4 and len(converted["categories"]) == 80
     capsys.readouterr()
 
 
-def test_resume_through_the_cli_keeps_the_augmentation(synthetic: Path, tmp_path: Path, capsys) -> None:
-    common = ["train", "--train-ann", str(synthetic / "annotations.json"), "--train-images", str(synthetic / "images"),
-              "--batch-size", "2", "--device", "cpu", "--workers", "0", "--quiet", "--output", str(tmp_path)]
-    assert main([*common, "--iterations", "2", "--checkpoint-every", "1", "--max-expand", "2"]) == 0
+def test_resume_keeps_the_augmentation(synthetic: Path, tmp_path: Path, capsys) -> None:
+    # The options ``yolact train`` gives (the data, batch, device, workers, output), and --resume with the same.
+    common = {"train": DataSplit(synthetic / "images", synthetic / "annotations.json"), "batch_size": 2,
+              "device": "cpu", "workers": 0, "output_dir": tmp_path}
+    assert run_training(TrainJob(**common, iterations=2, checkpoint_every=1, max_expand=2, progress=False)).is_file()
     first = yolact.load_checkpoint(tmp_path / "iter_0000001.pth")
     assert first.extra["train"]["max_expand"] == 2.0
-    # Resumed without --max-expand: the run goes on with the augmentation it started with.
-    assert main([*common, "--iterations", "2", "--resume", str(tmp_path / "iter_0000001.pth")]) == 0
+    # Resumed without max_expand: the run goes on with the augmentation it started with.
+    job = resume_job(tmp_path / "iter_0000001.pth", **common, iterations=2, max_expand=None, progress=False)
+    assert run_training(job).is_file()
     assert yolact.load_checkpoint(tmp_path / "last.pth").extra["train"]["max_expand"] == 2.0
-    assert main([*common, "--iterations", "1", "--max-expand", "0.5"]) != 0
-    assert "--max-expand: 0.5 is out of range: give a zoom-out ratio at least 1" in capsys.readouterr().err
+    capsys.readouterr()
 
 
 @pytest.mark.slow

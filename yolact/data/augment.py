@@ -19,7 +19,7 @@ The op order and probabilities are the authors' (their ``SSDAugmentation`` with 
    body commented out in their code ("Don't shuffle the channels please"), so no channel swap happens here.
 3. Expand (p 0.5): ratio U(1, 4), the image pasted at a random integer offset into a canvas filled with the
    BGR mean; masks padded with 0, boxes shifted.
-4. RandomSampleCrop: SSD's, with the authors' two changes (see :func:`random_sample_crop`).
+4. RandomSampleCrop: SSD's, with the authors' two changes (see :func:`_sample_crop`).
 5. RandomMirror (p 0.5).
 6. Resize to S x S (cv2 bilinear, aspect ratio not kept), masks too (uint8 0/1 resized bilinearly by cv2,
    whose rounding binarises them at 0.5, as the authors'), boxes scaled.
@@ -49,7 +49,8 @@ FILL_BGR = IMAGENET_MEAN_BGR
 # Boxes at most this many pixels wide or tall, at a 550 px input, are discarded (scaled with the input size).
 DISCARD_PX_AT_550 = 4.0
 
-# RandomSampleCrop's modes: None keeps the whole image; otherwise (min IoU, max IoU), None meaning unbounded.
+# RandomSampleCrop's modes: None keeps the whole image; otherwise SSD's (min IoU, max IoU), None meaning unbounded.
+# Only their number matters: the authors' overlap test never rejects a crop (see _sample_crop).
 CROP_MODES: tuple[tuple[float | None, float | None] | None, ...] = (
     None, (0.1, None), (0.3, None), (0.7, None), (0.9, None), (None, None),
 )  # fmt: skip
@@ -187,28 +188,15 @@ def _sample_expand(height: int, width: int, rng: np.random.Generator, max_ratio:
     return int(height * ratio), int(width * ratio), int(top), int(left)
 
 
-def expand(sample: Sample, rng: np.random.Generator, fill: tuple[float, float, float] = FILL_BGR) -> Sample:
-    """The authors' Expand: with p 0.5, zoom out by U(1, 4) onto a mean-filled canvas."""
-    height, width = sample.image.shape[:2]
-    params = _sample_expand(height, width, rng)
-    if params is None:
-        return sample
-    out_h, out_w, top, left = params
-    return _place(sample, top, left, out_h, out_w, fill=fill)
+def _sample_crop(height: int, width: int, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """RandomSampleCrop's choice: (integer rect x1, y1, x2, y2; boolean keep per instance), or None for no crop.
 
-
-def _box_iou(boxes: np.ndarray, rect: np.ndarray) -> np.ndarray:
-    """IoU of each box with one rectangle (SSD's jaccard_numpy, no +1)."""
-    inter_wh = np.clip(np.minimum(boxes[:, 2:], rect[2:]) - np.maximum(boxes[:, :2], rect[:2]), 0, None)
-    inter = inter_wh[:, 0] * inter_wh[:, 1]
-    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    union = area + (rect[2] - rect[0]) * (rect[3] - rect[1]) - inter
-    return inter / np.maximum(union, 1e-12)
-
-
-def _sample_crop(height: int, width: int, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
-                 strict_iou: bool = False) -> tuple[np.ndarray, np.ndarray] | None:
-    """RandomSampleCrop's choice: (integer rect x1, y1, x2, y2; boolean keep per instance), or None for no crop."""
+    A mode is drawn from ``CROP_MODES``; for a mode other than None, up to 50 crops with w, h ~ U(0.3, 1) x the
+    image size and aspect h/w in [0.5, 2] are tried, at a random integer position. A crop keeps the instances
+    whose box centre falls strictly inside it and is accepted only if it keeps at least one non-crowd instance
+    (the authors' rule: a crop may cut crowd regions freely, but never leaves only crowds). After 50 failures a
+    new mode is drawn; the mode None leaves the image uncropped."""
     regular = labels != CROWD_LABEL
     if not regular.any():
         # The authors' loop only accepts a crop that keeps a non-crowd instance, so an image without one always
@@ -219,7 +207,6 @@ def _sample_crop(height: int, width: int, boxes: np.ndarray, labels: np.ndarray,
         mode = CROP_MODES[int(rng.integers(len(CROP_MODES)))]
         if mode is None:
             return None
-        min_iou = -np.inf if mode[0] is None else mode[0]
         for _ in range(CROP_TRIES):
             w = rng.uniform(0.3 * width, width)
             h = rng.uniform(0.3 * height, height)
@@ -231,10 +218,8 @@ def _sample_crop(height: int, width: int, boxes: np.ndarray, labels: np.ndarray,
             if rect[2] <= rect[0] or rect[3] <= rect[1]:  # only possible for images a few pixels wide
                 continue
             # The authors' overlap test is `overlap.min() < min_iou and max_iou < overlap.max()` with max_iou
-            # always inf: it never rejects (ssd.pytorch issue #68; fixing it halved their mAP early in training).
-            # strict_iou applies SSD's intended rule: some instance must overlap the crop by at least min_iou.
-            if strict_iou and _box_iou(boxes[regular], rect).max() < min_iou:
-                continue
+            # always inf: it never rejects (ssd.pytorch issue #68; fixing it halved their mAP early in training),
+            # so the mode's min_iou has no effect, as in their training.
             # Keep the instances whose box centre lies strictly inside the crop.
             keep = ((rect[0] < centers[:, 0]) & (rect[1] < centers[:, 1])
                     & (rect[2] > centers[:, 0]) & (rect[3] > centers[:, 1]))
@@ -248,25 +233,6 @@ def _clip_to_crop(boxes: np.ndarray, rect: np.ndarray) -> np.ndarray:
     """Boxes (already in the crop's frame) clipped to it, as the authors clip to the crop rectangle."""
     size = np.array([rect[2] - rect[0], rect[3] - rect[1]] * 2, dtype=np.float64)
     return np.clip(boxes, 0.0, size)
-
-
-def random_sample_crop(sample: Sample, rng: np.random.Generator, strict_iou: bool = False) -> Sample:
-    """SSD's RandomSampleCrop as the authors run it.
-
-    A mode is drawn from ``CROP_MODES``; for a mode other than None, up to 50 crops with w, h ~ U(0.3, 1) x the
-    image size and aspect h/w in [0.5, 2] are tried, at a random integer position. The authors' IoU constraint is
-    inert (see the comment in the code; ``strict_iou=True`` enforces it). A crop keeps the instances whose box
-    centre falls strictly inside it, clipping their boxes, and is accepted only if it keeps at least one
-    non-crowd instance (the authors' rule: a crop may cut crowd regions freely, but never leaves only crowds).
-    After 50 failures a new mode is drawn; the mode None returns the image unchanged.
-    """
-    height, width = sample.image.shape[:2]
-    choice = _sample_crop(height, width, sample.boxes, sample.labels, rng, strict_iou)
-    if choice is None:
-        return sample
-    rect, keep = choice
-    out = _place(sample, -int(rect[1]), -int(rect[0]), int(rect[3] - rect[1]), int(rect[2] - rect[0]), keep)
-    return out._replace(boxes=_clip_to_crop(out.boxes, rect))
 
 
 def random_mirror(sample: Sample, rng: np.random.Generator) -> Sample:
@@ -313,15 +279,15 @@ def discard_small_boxes(sample: Sample, size: int, min_px_at_550: float = DISCAR
     return Sample(sample.image, sample.masks[keep], sample.boxes[keep], sample.labels[keep])
 
 
-def augment(sample: Sample, size: int, rng: np.random.Generator, strict_iou: bool = False,
-            max_expand: float = MAX_EXPAND) -> Sample:
+def augment(sample: Sample, size: int, rng: np.random.Generator, max_expand: float = MAX_EXPAND) -> Sample:
     """SSDAugmentation: photometric distortion, expand, random sample crop, mirror, resize, discard.
 
     ``max_expand`` bounds expand's zoom-out (the authors': 4; 1 turns it off). A milder zoom-out keeps small
     objects trainable where the data has many of them and no scale variety to learn from.
 
-    Expand and crop are fused into one :func:`_place` (the same draws as ``random_sample_crop(expand(s))``, the
-    same result, but only the final canvas and the kept masks are ever allocated).
+    Expand and crop are fused into one :func:`_place` (the same draws and the same result as the authors' Expand
+    then RandomSampleCrop, as tests/data/augment_reference.py checks, but only the final canvas and the kept
+    masks are ever allocated).
     """
     sample = photometric_distort(sample, rng)
     height, width = sample.image.shape[:2]
@@ -331,7 +297,7 @@ def augment(sample: Sample, size: int, rng: np.random.Generator, strict_iou: boo
     if expand_params is not None:
         out_h, out_w, top, left = expand_params
         boxes = boxes + np.array([left, top, left, top], dtype=np.float64)
-    choice = _sample_crop(out_h, out_w, boxes, sample.labels, rng, strict_iou)
+    choice = _sample_crop(out_h, out_w, boxes, sample.labels, rng)
     if choice is not None:
         rect, keep = choice
         sample = _place(sample, top - int(rect[1]), left - int(rect[0]),
@@ -361,14 +327,14 @@ def to_target(sample: Sample, size: int) -> InstanceTarget:
 
 
 def train_transform(image_bgr: np.ndarray, masks: np.ndarray, boxes: np.ndarray, labels: np.ndarray, size: int,
-                    backbone: BackboneConfig, rng: np.random.Generator, strict_iou: bool = False,
-                    max_expand: float = MAX_EXPAND) -> tuple[Tensor, InstanceTarget]:
+                    backbone: BackboneConfig, rng: np.random.Generator, max_expand: float = MAX_EXPAND
+                    ) -> tuple[Tensor, InstanceTarget]:
     """Augment one image (``augment``), then normalise it exactly as inference does.
 
     Returns the network input [3, S, S] (RGB, normalised by ``normalize_image``; the image is already S x S,
     so its resize is the identity) and the :class:`InstanceTarget`.
     """
-    sample = augment(convert_from_ints(image_bgr, masks, boxes, labels), size, rng, strict_iou, max_expand)
+    sample = augment(convert_from_ints(image_bgr, masks, boxes, labels), size, rng, max_expand)
     image = torch.from_numpy(sample.image).permute(2, 0, 1)[None]
     return normalize_image(image, size, backbone)[0], to_target(sample, size)
 
@@ -397,13 +363,11 @@ class TrainTransform:
 
     size: int
     backbone: BackboneConfig
-    strict_iou: bool = False
     max_expand: float = MAX_EXPAND
 
     def __call__(self, image_bgr: np.ndarray, masks: np.ndarray, boxes: np.ndarray, labels: np.ndarray,
                  rng: np.random.Generator) -> tuple[Tensor, InstanceTarget]:
-        return train_transform(image_bgr, masks, boxes, labels, self.size, self.backbone, rng, self.strict_iou,
-                               self.max_expand)
+        return train_transform(image_bgr, masks, boxes, labels, self.size, self.backbone, rng, self.max_expand)
 
 
 @dataclass(frozen=True)

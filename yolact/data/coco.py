@@ -14,6 +14,7 @@ import json
 import math
 import re
 import reprlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -174,16 +175,21 @@ def _check_categories(categories: list, path: Path) -> set[int]:
     return ids
 
 
+def _open_record(kind: str, index: int, record: Any, fields: Sequence[str], path: Path) -> str:
+    """The name of record ``index`` of ``kind`` for messages, once it is an object holding every field."""
+    where = _record_name(kind, index, record)
+    if not isinstance(record, dict):
+        raise AnnotationError(f"{path}: {where} is {_json_kind(record)}; expected an object with {', '.join(fields)}")
+    missing = [f for f in fields if f not in record]
+    if missing:
+        raise AnnotationError(f"{path}: {where} has no '{missing[0]}'")
+    return where
+
+
 def _check_images(records: list, path: Path) -> dict[int, dict]:
     images: dict[int, dict] = {}
     for i, image in enumerate(records):
-        where = _record_name("images", i, image)
-        if not isinstance(image, dict):
-            raise AnnotationError(f"{path}: {where} is {_json_kind(image)}; expected an object with "
-                                  f"{', '.join(IMAGE_FIELDS)}")
-        missing = [f for f in IMAGE_FIELDS if f not in image]
-        if missing:
-            raise AnnotationError(f"{path}: {where} has no '{missing[0]}'")
+        where = _open_record("images", i, image, IMAGE_FIELDS, path)
         image_id = _check_id(image["id"], path, where)
         name = image["file_name"]
         # No image file has control characters or lone surrogates in its name, and the name is printed in errors.
@@ -208,13 +214,7 @@ def _check_annotations(annotations: list, images: dict[int, dict], category_ids:
     ids: set[int] = set()
     unnumbered = []
     for i, ann in enumerate(annotations):
-        where = _record_name("annotations", i, ann)
-        if not isinstance(ann, dict):
-            raise AnnotationError(f"{path}: {where} is {_json_kind(ann)}; expected an object with "
-                                  f"{', '.join(ANNOTATION_FIELDS)}")
-        missing = [f for f in ANNOTATION_FIELDS if f not in ann]
-        if missing:
-            raise AnnotationError(f"{path}: {where} has no '{missing[0]}'")
+        where = _open_record("annotations", i, ann, ANNOTATION_FIELDS, path)
         if "id" in ann:
             ann_id = _check_id(ann["id"], path, where)
             if ann_id in ids:

@@ -8,14 +8,14 @@ scene is a pure function of its generator; a few milliseconds per 256 x 256 imag
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from yolact.io import atomic_write
+from yolact.io import write_json
+from yolact.outputs import check_output_dir
 
 CLASS_NAMES: tuple[str, ...] = ("circle", "square", "triangle")
 # Per-class colour centres (BGR) and the spread of each instance's colour around them: classes stay separable
@@ -132,7 +132,7 @@ def write_synthetic_coco(folder: str | Path, num_images: int, seed: int, size: t
     (the mask's tight extent and pixel count); categories "circle", "square", "triangle" have ids 1, 2, 3.
     ``image_format`` "png" writes lossless images. Returns (annotation path, images dir).
     """
-    folder = Path(folder)
+    folder = check_output_dir(folder, "--output")
     images_dir = folder / "images"
     images_dir.mkdir(parents=True, exist_ok=True)
     suffix = "." + image_format.lower().lstrip(".")
@@ -157,5 +157,5 @@ def write_synthetic_coco(folder: str | Path, num_images: int, seed: int, size: t
     categories = [{"id": i + 1, "name": name, "supercategory": "shape"} for i, name in enumerate(CLASS_NAMES)]
     data = {"images": images, "annotations": annotations, "categories": categories}
     path = folder / "annotations.json"
-    atomic_write(path, lambda f: f.write(json.dumps(data, separators=(",", ":")).encode("utf-8")))
+    write_json(path, data)
     return path, images_dir

@@ -8,7 +8,6 @@ rectangle. An image without a label file (or with an empty one) is a background 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +18,8 @@ from pycocotools import mask as mask_utils
 from yolact.data.coco import MAX_ID, AnnotationError, read_utf8, short_repr
 from yolact.data.coco_classes import COCO_CLASSES
 from yolact.data.images import list_images, read_image
-from yolact.io import atomic_write
+from yolact.io import write_json
+from yolact.outputs import check_output_file
 
 # Normalised coordinates may overshoot [0, 1] by rounding; beyond this the file is not what it claims to be.
 _COORD_TOLERANCE = 1e-3
@@ -144,7 +144,7 @@ def yolo_to_coco(images_dir: str | Path, labels_dir: str | Path, class_names: Se
 
 def convert_yolo(images_dir: str | Path, labels_dir: str | Path, out_json: str | Path,
                  class_names: Sequence[str] | None = None) -> Path:
-    """Write :func:`yolo_to_coco`'s dict to ``out_json`` atomically (a crash leaves no partial file)."""
-    data = yolo_to_coco(images_dir, labels_dir, class_names)
-    text = json.dumps(data, separators=(",", ":"))
-    return atomic_write(out_json, lambda f: f.write(text.encode("utf-8")))
+    """Write :func:`yolo_to_coco`'s dict to ``out_json`` atomically (a crash leaves no partial file), after
+    checking that it can be written and is none of the inputs."""
+    check_output_file(out_json, "--output", [images_dir, labels_dir])
+    return write_json(out_json, yolo_to_coco(images_dir, labels_dir, class_names))

@@ -6,10 +6,10 @@
     preprocess     image_to_tensor + normalize_image
     backbone+FPN   Yolact.extract_pyramid
     heads          Yolact.predict_from_pyramid (protonet + prediction head)
-    NMS            Postprocessor (box decoding, candidates, NMS)
-    mask assembly  score threshold + top-k as finalize_detections, then Detections.soft_masks (sigmoid(P·Cᵀ), crop)
-    re-scoring     YOLACT++'s mask-IoU network on the soft masks (nothing for YOLACT)
-    paste          paste_masks to the image size + scale_boxes_to_image
+    NMS            Postprocessor.detect (box decoding, candidates, NMS)
+    mask assembly  Postprocessor.select (score threshold, top-k), then Detections.soft_masks (sigmoid(P·Cᵀ), crop)
+    re-scoring     Postprocessor.rescore: YOLACT++'s mask-IoU network on the soft masks (nothing for YOLACT)
+    paste          Postprocessor.paste: masks to the image size, boxes scaled to it
 
 Each stage is reported as the median and the interquartile range (p25–p75) over the runs, in milliseconds.
 On CUDA the device is synchronised before every clock read, so a stage's time is its own GPU work and not
@@ -34,7 +34,6 @@ from tqdm import tqdm
 from yolact.data.images import as_bgr_uint8, list_images, read_image
 from yolact.data.samples import sample_images
 from yolact.inference.predictor import Predictor
-from yolact.ops import paste_masks, scale_boxes_to_image
 
 STAGES = ("preprocess", "backbone+FPN", "heads", "NMS", "mask assembly", "re-scoring", "paste")
 
@@ -228,30 +227,27 @@ def _process_peak_rss_mib() -> float | None:
 
 def _time_stages(predictor: Predictor, image: np.ndarray) -> tuple[list[float], int]:
     """One image through the pipeline stage by stage -> (seconds per stage in STAGES order, final detections)."""
-    model, device = predictor.network, predictor.device
+    module, device, post = predictor.network.module, predictor.device, predictor.postprocessor
+    if module is None:
+        raise ValueError("stage timings need a PyTorch network, not an exported one")
     height, width = image.shape[:2]
     marks = [_clock(device)]
     batch = predictor.prepare([image])
     marks.append(_clock(device))
-    pyramid = model.extract_pyramid(batch)
+    pyramid = module.extract_pyramid(batch)
     marks.append(_clock(device))
-    output = model.predict_from_pyramid(pyramid)
+    output = module.predict_from_pyramid(pyramid)
     marks.append(_clock(device))
-    detections = predictor.postprocessor(output)[0]
+    detections = post.detect(output)[0]
     marks.append(_clock(device))
-    # Threshold and top-k exactly as finalize_detections does, so the masks assembled are the ones kept.
-    if predictor.score_threshold > 0:
-        detections = detections.select(detections.scores > predictor.score_threshold)
-    detections = detections.select(detections.scores.argsort(descending=True)[: predictor.top_k])
-    soft_masks = detections.soft_masks()
+    kept = post.select(detections)
+    soft_masks = kept.soft_masks()
     marks.append(_clock(device))
-    if predictor.mask_iou is not None:
-        predictor.mask_iou(soft_masks[:, None])
+    ranked = post.rescore(kept, soft_masks)
     marks.append(_clock(device))
-    paste_masks(soft_masks, height, width)
-    scale_boxes_to_image(detections.boxes_xyxy, width, height)
+    post.paste(ranked, width, height)
     marks.append(_clock(device))
-    return [b - a for a, b in pairwise(marks)], int(detections.scores.shape[0])
+    return [b - a for a, b in pairwise(marks)], int(ranked.scores.shape[0])
 
 
 def _time_call(predictor: Predictor, images: list[np.ndarray]) -> float:
@@ -331,8 +327,8 @@ def run_benchmark(
         runs=runs,
         warmup=warmup,
         num_images=len(images),
-        score_threshold=predictor.score_threshold,
-        top_k=predictor.top_k,
+        score_threshold=predictor.options.score_threshold,
+        top_k=predictor.options.top_k,
         stages={name: Timing.from_seconds(per_stage[:, j]) for j, name in enumerate(STAGES)},
         end_to_end=Timing.from_seconds(single_seconds),
         batch_size=batch_size,

@@ -147,11 +147,6 @@ def _inline_initializer_identities(proto: Any) -> None:
     graph.node.extend(kept)
 
 
-def read_onnx_metadata(path: str | Path) -> tuple[YolactConfig, list[str], list[int]]:
-    """(config, class names, category ids) stored in an exported file."""
-    return read_onnx_info(path)[:3]  # type: ignore[return-value]
-
-
 class ExportedModelInfo(NamedTuple):
     """What an exported file carries beside the network."""
 

@@ -111,6 +111,10 @@ def _read_model(path: Path) -> Any:
     if not path.is_file():
         raise YolactError(f"{path}: no such model file; export one with `yolact export --format openvino` "
                           "(or --format onnx)")
+    if path.suffix.lower() not in (".xml", ".onnx"):
+        # By suffix, as OpenVINO chooses its reader: other files go to frontends (TensorFlow's) that log to stderr.
+        raise YolactError(f"{path}: OpenVINO cannot read it (not an IR .xml or an .onnx file); export it with "
+                          "`yolact export --format openvino`")
     try:
         return ov.Core().read_model(str(path))
     except Exception as error:  # OpenVINO raises RuntimeError subclasses of its own for unreadable files
@@ -132,11 +136,6 @@ def _model_info(model: Any, path: Path) -> ExportedModelInfo:
         raise YolactError(f"{path}: not a model exported by yolact (no '{METADATA_KEY}' metadata); export it with "
                           "`yolact export --format openvino`")
     return parse_metadata(model.get_rt_info([METADATA_KEY]).astype(str))
-
-
-def read_openvino_metadata(path: str | Path) -> tuple[YolactConfig, list[str], list[int]]:
-    """(config, class names, category ids) stored in an IR (.xml) or ONNX file that yolact exported."""
-    return read_openvino_info(path)[:3]  # type: ignore[return-value]
 
 
 class OpenVinoNetwork:

@@ -4,6 +4,7 @@ skipped, not fatal."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from yolact.data.images import list_images, read_image
 from yolact.errors import ImageReadError, YolactError
 from yolact.inference.drawing import draw_instances
 from yolact.inference.predictor import Predictor
-from yolact.inference.results import ImageIds, Prediction, image_ids_for
+from yolact.inference.results import Prediction
 from yolact.io import atomic_write
 from yolact.outputs import (
     JsonListWriter,
@@ -141,6 +142,28 @@ def predict_files(
         if results is not None:
             results.close()
     return summary
+
+
+@dataclass(frozen=True)
+class ImageIds:
+    """The COCO image id of every image of a run, and the rule that gave them (for the run's summary line)."""
+
+    ids: list[int]
+    rule: str
+
+
+def image_ids_for(paths: Sequence[str | Path]) -> ImageIds:
+    """COCO image ids for files that cannot collide: the number in each file name (``000000000009.jpg`` -> 9; the
+    last number when there are several) when every file has one and they are all different, else each file's
+    1-based position in ``paths`` (``cat1.jpg`` and ``dog1.jpg`` would both be 1)."""
+    numbers = []
+    for path in paths:
+        found = re.findall(r"\d+", Path(path).stem)
+        numbers.append(int(found[-1]) if found else None)
+    if None not in numbers and len(set(numbers)) == len(numbers):
+        return ImageIds(numbers, "image ids from the numbers in the file names")  # type: ignore[arg-type]
+    return ImageIds(list(range(1, len(paths) + 1)),
+                    "image ids by position in name order (the file names' numbers are missing or repeat)")
 
 
 def read_image_ids(annotation_path: Path, paths: Sequence[Path]) -> ImageIds:

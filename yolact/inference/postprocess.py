@@ -1,13 +1,13 @@
 """Post-processing: raw network output -> per-image detections -> boxes and masks at image size.
 
-Two steps, as the authors' ``Detect`` and ``postprocess``: :class:`Postprocessor` decodes boxes, picks
-candidates and runs NMS at network resolution; :func:`finalize_detections` applies the score threshold and
-top-k, assembles and crops the masks, and scales everything to the original image.
+Two steps, as the authors' ``Detect`` and ``postprocess``, both in :class:`Postprocessor`: ``detect`` decodes
+boxes, picks candidates and runs NMS at network resolution; ``finalize`` applies the score threshold and top-k,
+re-scores by mask IoU (YOLACT++), assembles and crops the masks, and scales everything to the original image.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -63,22 +63,38 @@ class ImageDetections:
 
 
 class Postprocessor:
-    """Decode boxes, keep anchors whose best class score passes ``conf_threshold``, and run the configured NMS."""
+    """Everything after the network, per image: :meth:`detect` then :meth:`finalize` (``__call__`` does both).
 
-    def __init__(self, config: PostprocessConfig, input_size: int, box_variances: tuple[float, float] = (0.1, 0.2)):
+    ``config`` decides the candidates and the NMS; ``score_threshold`` (strictly above, when > 0) and ``top_k``
+    what is kept; ``rescorer`` is YOLACT++'s mask-IoU network (cropped soft masks [N, 1, h, w] -> IoU per class
+    [N, C]), handed in by whoever owns the model, or None."""
+
+    def __init__(self, config: PostprocessConfig, input_size: int, box_variances: tuple[float, float] = (0.1, 0.2),
+                 score_threshold: float = 0.0, top_k: int | None = None,
+                 rescorer: Callable[[Tensor], Tensor] | None = None) -> None:
         self.config = config
         self.input_size = input_size
         self.box_variances = box_variances
+        self.score_threshold = score_threshold
+        self.top_k = top_k
+        self.rescorer = rescorer
 
-    def __call__(self, output: YolactOutput) -> list[Detections]:
+    def __call__(self, output: YolactOutput, image_sizes: Sequence[tuple[int, int]]) -> list[ImageDetections]:
+        """The network's output for a batch -> final detections at each image's (height, width)."""
+        return [self.finalize(dets, width, height)
+                for dets, (height, width) in zip(self.detect(output), image_sizes, strict=True)]
+
+    def detect(self, output: YolactOutput) -> list[Detections]:
+        """Decoded boxes, candidates and NMS, per image of the batch, at network resolution."""
         scores = output.class_logits.softmax(dim=-1)
         return [
-            self.detect(output.loc[i], scores[i], output.mask_coeffs[i], output.anchors_cxcywh, output.prototypes[i])
+            self.detect_one(output.loc[i], scores[i], output.mask_coeffs[i], output.anchors_cxcywh,
+                            output.prototypes[i])
             for i in range(output.loc.shape[0])
         ]
 
-    def detect(self, loc: Tensor, scores: Tensor, mask_coeffs: Tensor, anchors: Tensor, prototypes: Tensor
-               ) -> Detections:
+    def detect_one(self, loc: Tensor, scores: Tensor, mask_coeffs: Tensor, anchors: Tensor, prototypes: Tensor
+                   ) -> Detections:
         """One image: loc [A, 4], softmax scores [A, C+1], coefficients [A, k], anchors [A, 4], prototypes [h, w, k]."""
         cfg = self.config
         boxes = decode_boxes(loc, anchors, self.box_variances)
@@ -104,39 +120,50 @@ class Postprocessor:
         return Detections(boxes[index], classes, kept_scores, mask_coeffs.index_select(0, candidates[index]),
                           prototypes)
 
+    def finalize(self, detections: Detections, width: int, height: int) -> ImageDetections:
+        """Threshold, rank and keep the ``top_k`` best, and produce integer pixel boxes and boolean masks at
+        ``height`` x ``width``: :meth:`select`, soft masks, :meth:`rescore`, :meth:`paste` (the stages
+        ``yolact benchmark`` times)."""
+        kept = self.select(detections)
+        ranked = self.rescore(kept, kept.soft_masks())
+        return self.paste(ranked, width, height)
 
-def finalize_detections(
-    detections: Detections,
-    width: int,
-    height: int,
-    score_threshold: float = 0.0,
-    top_k: int | None = None,
-    mask_iou: Callable[[Tensor], Tensor] | None = None,
-) -> ImageDetections:
-    """Threshold (strictly above ``score_threshold`` when it is > 0), keep the ``top_k`` best, and produce integer
-    pixel boxes and boolean masks at ``height`` x ``width``.
+    def select(self, detections: Detections) -> Detections:
+        """The detections above the score threshold; without re-scoring, already cut to the ``top_k`` best, so
+        that only their masks are assembled."""
+        if self.score_threshold > 0:
+            detections = detections.select(detections.scores > self.score_threshold)
+        if self.rescorer is None:
+            detections = detections.select(detections.scores.argsort(descending=True)[: self.top_k])
+        return detections
 
-    YOLACT++ passes its mask-IoU network as ``mask_iou`` (cropped soft masks [N, 1, h, w] -> IoU per class
-    [N, C]): after the threshold, which applies to the class scores, each score is multiplied by its class's
-    predicted IoU and the detections are ranked by that, as the authors' postprocess and prep_display do.
-    """
-    if score_threshold > 0:
-        detections = detections.select(detections.scores > score_threshold)
-    box_scores = scores = detections.scores
-    soft_masks = None
-    if mask_iou is not None and len(scores):
-        # Every candidate's mask is needed to rank them; without re-scoring, only the kept ones are assembled.
-        soft_masks = detections.soft_masks()
-        predicted = mask_iou(soft_masks[:, None])
-        scores = scores * predicted.gather(1, detections.class_ids[:, None]).squeeze(1)
-    order = scores.argsort(descending=True)
-    if top_k is not None:
-        order = order[:top_k]
-    detections = detections.select(order)
-    scores, box_scores = scores[order], box_scores[order]
-    soft_masks = detections.soft_masks() if soft_masks is None else soft_masks[order]
-    mask_bounds = paste_bounds(soft_masks, height, width)
-    masks = paste_masks(soft_masks, height, width, bounds_xyxy=mask_bounds)
-    boxes = scale_boxes_to_image(detections.boxes_xyxy, width, height)
-    return ImageDetections(boxes, detections.class_ids, scores, masks, box_scores, mask_bounds)
+    def rescore(self, detections: Detections, soft_masks: Tensor) -> RankedDetections:
+        """YOLACT++: after the threshold, which applies to the class scores, each score is multiplied by its
+        class's predicted mask IoU and the detections are ranked by that, as the authors' postprocess and
+        prep_display do (every candidate's mask is needed to rank them). Without a rescorer, the scores as they
+        are."""
+        if self.rescorer is None or not len(detections.scores):
+            return RankedDetections(detections, detections.scores, detections.scores, soft_masks)
+        predicted = self.rescorer(soft_masks[:, None])
+        scores = detections.scores * predicted.gather(1, detections.class_ids[:, None]).squeeze(1)
+        order = scores.argsort(descending=True)[: self.top_k]
+        return RankedDetections(detections.select(order), scores[order], detections.scores[order], soft_masks[order])
 
+    def paste(self, ranked: RankedDetections, width: int, height: int) -> ImageDetections:
+        """Masks pasted at image size inside their bounds, boxes scaled to the image."""
+        mask_bounds = paste_bounds(ranked.soft_masks, height, width)
+        masks = paste_masks(ranked.soft_masks, height, width, bounds_xyxy=mask_bounds)
+        boxes = scale_boxes_to_image(ranked.detections.boxes_xyxy, width, height)
+        return ImageDetections(boxes, ranked.detections.class_ids, ranked.scores, masks, ranked.box_scores,
+                               mask_bounds)
+
+
+@dataclass
+class RankedDetections:
+    """Detections in their final order with their final scores (re-scored for YOLACT++), the class scores they
+    were kept by, and their cropped soft masks [N, h, w]."""
+
+    detections: Detections
+    scores: Tensor
+    box_scores: Tensor
+    soft_masks: Tensor

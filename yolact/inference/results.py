@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -133,25 +130,3 @@ def _column_runs(window: np.ndarray, x1: int, y1: int, height: int, width: int) 
     if positions[-1] == total:  # a run of ones ends at the image's last pixel: no zeros run follows
         positions = positions[:-1]
     return np.diff(positions, prepend=0, append=total).tolist()
-
-
-@dataclass(frozen=True)
-class ImageIds:
-    """The COCO image id of every image of a run, and the rule that gave them (for the run's summary line)."""
-
-    ids: list[int]
-    rule: str
-
-
-def image_ids_for(paths: Sequence[str | Path]) -> ImageIds:
-    """COCO image ids for files that cannot collide: the number in each file name (``000000000009.jpg`` -> 9; the
-    last number when there are several) when every file has one and they are all different, else each file's
-    1-based position in ``paths`` (``cat1.jpg`` and ``dog1.jpg`` would both be 1)."""
-    numbers = []
-    for path in paths:
-        found = re.findall(r"\d+", Path(path).stem)
-        numbers.append(int(found[-1]) if found else None)
-    if None not in numbers and len(set(numbers)) == len(numbers):
-        return ImageIds(numbers, "image ids from the numbers in the file names")  # type: ignore[arg-type]
-    return ImageIds(list(range(1, len(paths) + 1)),
-                    "image ids by position in name order (the file names' numbers are missing or repeat)")

@@ -146,7 +146,7 @@ def predict_video(
         raise YolactError("--batch must be at least 1")
     # Streams share the predictor: an eager PyTorch network can run in several threads at once; an exported one
     # (one OpenVINO infer request, ONNX Runtime's own thread pool) or a compiled one runs one batch at a time.
-    concurrent = predictor.model is not None and not predictor.compiled
+    concurrent = predictor.model is not None and not predictor.options.compile
     if streams is None:
         streams = 2 if predictor.device.type == "cpu" and concurrent and torch.get_num_threads() >= 2 else 1
     if streams < 1:

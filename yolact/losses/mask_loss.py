@@ -38,26 +38,6 @@ class MaskIoUSamples(NamedTuple):
     labels: Tensor  # [M] contiguous class index
 
 
-def mask_loss(
-    prototypes: Tensor,
-    mask_coeffs: Tensor,
-    class_targets: Tensor,
-    gt_index: Tensor,
-    targets: Sequence[InstanceTarget],
-    masks_to_train: int = 100,
-    generator: torch.Generator | None = None,
-) -> Tensor:
-    """Summed, area-normalised mask BCE over the batch (unnormalised by the number of positives).
-
-    ``prototypes`` [B, h, w, k], ``mask_coeffs`` [B, A, k], ``class_targets`` and ``gt_index`` [B, A] from
-    matching, ``targets`` one :class:`InstanceTarget` per image. When an image has more than ``masks_to_train``
-    positives a random subset is trained and its loss scaled by n_before / n_after; the subset comes from
-    ``torch.randperm`` with ``generator`` (or the global CPU RNG, so ``torch.manual_seed`` makes it repeatable).
-    """
-    return mask_loss_and_iou_samples(prototypes, mask_coeffs, class_targets, gt_index, targets, masks_to_train,
-                                     generator)[0]
-
-
 def mask_loss_and_iou_samples(
     prototypes: Tensor,
     mask_coeffs: Tensor,

@@ -24,12 +24,6 @@ class _Tracer(fx.Tracer):
         return isinstance(module, ModulatedDeformConv2d) or super().is_leaf_module(module, qualified_name)
 
 
-def fold_batchnorm(module: nn.Module) -> nn.Module:
-    """A copy of ``module`` (traceable by torch.fx, in eval mode) with each BatchNorm that follows a convolution
-    folded into it. The original is left as it is. (A BatchNorm after a deformable conv stays as it is.)"""
-    return _fold(copy.deepcopy(module).eval())
-
-
 def _fold(module: nn.Module) -> nn.Module:
     traced = fx.GraphModule(module, _Tracer().trace(module))
     return fuse(traced, inplace=True, no_trace=True)

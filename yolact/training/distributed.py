@@ -9,6 +9,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from yolact.devices import resolve_device
+
 
 def launched_by_torchrun() -> bool:
     return "RANK" in os.environ and "WORLD_SIZE" in os.environ
@@ -33,9 +35,7 @@ def world_size() -> int:
 
 def training_device(device: str | torch.device = "auto") -> torch.device:
     """The device of this process: its local GPU under torchrun, else as asked (auto: CUDA when available)."""
-    if device in (None, "auto"):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    resolved = torch.device(device)
+    resolved = resolve_device(device)
     if resolved.type == "cuda" and resolved.index is None and launched_by_torchrun():
         resolved = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return resolved

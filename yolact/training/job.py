@@ -1,11 +1,14 @@
-"""``yolact train`` as a library call: data, starting point, validation and the trainer, wired together."""
+"""``yolact train`` as a library call: :func:`run_training` reads a :class:`TrainJob`, wires data, starting point,
+plan and validation to the :class:`~yolact.training.trainer.Trainer`, and runs it. Start reading here.
+
+:func:`resume_job` gives the job a checkpoint was written by, with the options given again applied where a
+resumed run may change them; :func:`check_job` checks a job before any data is read.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,8 @@ from yolact.checkpoint import (
     load_model_weights,
     read_state_dict,
 )
-from yolact.config import SolverConfig, YolactConfig, get_config
-from yolact.data.augment import MAX_EXPAND, TrainTransform
+from yolact.config import YolactConfig, get_config
+from yolact.data.augment import TrainTransform
 from yolact.data.coco import CocoDataset
 from yolact.data.datasets import InstanceDataset
 from yolact.data.splits import DataSplit
@@ -30,68 +33,71 @@ from yolact.inference.predictor import Predictor
 from yolact.modeling import Yolact, build_yolact
 from yolact.outputs import check_output_dir
 from yolact.training import distributed as dist_utils
-from yolact.training.trainer import Trainer, TrainOptions
+from yolact.training.checkpoints import CHECKPOINT_NAMES, latest_checkpoint, read_resume_state
+from yolact.training.metrics import CURVES, METRICS
+from yolact.training.options import TrainJob, plan_run, solver_for
+from yolact.training.trainer import Trainer
 
 
-@dataclass(frozen=True)
-class TrainJob:
-    """Everything one ``yolact train`` run is set up with; checkpoints keep it (:meth:`to_record`), so
-    ``--resume CKPT`` alone continues the run as it was started (:func:`resume_job`)."""
+def run_training(job: TrainJob, report: Callable[[str], None] = print) -> Path:
+    """Train as ``job`` says; returns the final checkpoint (``output_dir/last.pth``).
 
-    train: DataSplit | None  # None only in a job that resumes and takes its data from the checkpoint
-    output_dir: Path = Path("runs/train")
-    val: DataSplit | None = None
-    class_names: list[str] | None = None  # for YOLO labels
-    config: str | YolactConfig = "yolact_resnet18"
-    iterations: int | None = None  # default: the authors' schedule at this batch size
-    epochs: float | None = None  # alternative to iterations: passes over the training images
-    batch_size: int = 8
-    lr: float | None = None  # default: the authors' 1e-3 x batch/8
-    weights: Path | None = None  # an official or our checkpoint to start from (fine-tuning)
-    backbone_weights: Path | None = None  # an ImageNet backbone file
-    resume: Path | None = None
-    device: str = "auto"
-    workers: int = 2
-    seed: int = 0
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    val_every: int | None = None  # default: at every checkpoint when there is validation data
-    log_every: int = 10
-    precision: str = "auto"  # auto | fp32 | fp16 | bf16 (yolact.training.trainer.resolve_precision)
-    sync_bn: bool = False
-    progress: bool = True
-    max_expand: float = MAX_EXPAND  # expand's largest zoom-out (the authors' 4; 1 turns it off)
-
-    def to_record(self) -> dict[str, Any]:
-        """The job as builtins for a checkpoint (absolute paths; no progress, no resume)."""
-        record: dict[str, Any] = {}
-        for item in dataclasses.fields(self):
-            if item.name in ("progress", "resume"):
-                continue
-            value = getattr(self, item.name)
-            if isinstance(value, DataSplit):
-                value = {k: None if v is None else str(Path(v).absolute())
-                         for k, v in dataclasses.asdict(value).items()}
-            elif isinstance(value, Path):
-                value = str(value.absolute())
-            elif isinstance(value, YolactConfig):
-                value = value.name
-            record[item.name] = value
-        return record
-
-    @staticmethod
-    def from_record(record: dict[str, Any]) -> TrainJob:
-        known = {item.name: item for item in dataclasses.fields(TrainJob)}
-        values: dict[str, Any] = {}
-        for name, value in record.items():
-            if name not in known:
-                continue  # written by a later version
-            if name in ("train", "val") and value is not None:
-                value = DataSplit(**{k: None if v is None else Path(v) for k, v in value.items()})
-            elif name in ("output_dir", "weights", "backbone_weights") and value is not None:
-                value = Path(value)
-            values[name] = value
-        return TrainJob(**values)
+    In order: check the job; read the training data; when resuming, take the model, seed, batch and augmentation
+    from the checkpoint; build the model and load its starting point; plan the run (solver, frozen BatchNorm,
+    validation cadence); train. ``report`` gets what was decided, a line at a time (rank 0 only)."""
+    check_job(job)
+    dist_utils.init(job.device)
+    say = report if dist_utils.rank() == 0 else (lambda _: None)
+    assert job.train is not None  # check_job
+    train_coco = job.train.load(job.class_names)
+    base = job.config if isinstance(job.config, YolactConfig) else get_config(job.config)
+    resumed = checkpoint = None
+    if job.resume is not None:
+        checkpoint = load_checkpoint(job.resume)
+        resumed = read_resume_state(checkpoint, job.resume)
+        base = checkpoint.config
+        # The run continues as it was set up: same data order, batch and augmentation.
+        job = dataclasses.replace(job, seed=resumed.job.seed, batch_size=resumed.job.batch_size,
+                                  max_expand=resumed.job.max_expand)
+    transform = TrainTransform(base.max_size, base.backbone, max_expand=job.max_expand)
+    dataset = InstanceDataset(train_coco, transform, seed=job.seed)
+    if base.num_classes != len(dataset.class_names) and resumed is not None:
+        raise YolactError(f"{job.resume}: the run has {base.num_classes} classes but this training data "
+                          f"has {len(dataset.class_names)}; resume on the data the run was started with, or start a "
+                          f"new run from it with --weights {job.resume}")
+    config = dataclasses.replace(base, num_classes=len(dataset.class_names))
+    torch.manual_seed(job.seed)
+    model = build_yolact(config)
+    if resumed is not None:
+        assert checkpoint is not None
+        load_model_weights(model, checkpoint, job.resume)
+        pretrained, solver = resumed.freeze_bn, resumed.solver  # frozen BatchNorm implies a pretrained start
+    else:
+        pretrained = _initialise(model, job, say)
+        solver = solver_for(job, config, len(dataset), pretrained)
+        if not pretrained and solver.grad_clip_norm is not None:
+            say(f"from scratch: gradients clipped at norm {solver.grad_clip_norm:g} (ours; the authors start from "
+                "ImageNet weights and clip nothing)")
+    plan = plan_run(job, config, solver, pretrained, dist_utils.world_size())
+    if plan.freeze_bn:
+        say(f"BatchNorm frozen: pretrained weights and {job.batch_size // dist_utils.world_size()} images per "
+            f"process (< {config.solver.freeze_bn_below_batch})")
+    device = dist_utils.training_device(job.device)
+    validate = None
+    if job.val is not None:
+        val_coco = job.val.load(dataset.class_names)
+        validate = make_validator(val_coco, config, dataset.class_names, dataset.category_ids, device)
+    trainer = Trainer(model, config, dataset, job, plan, dataset.class_names, dataset.category_ids, validate)
+    if resumed is not None:
+        trainer.resume(resumed)
+        say(f"resumed from {job.resume} at iteration {trainer.state.iteration}")
+    say(f"training {config.name} ({len(dataset.class_names)} classes, {len(dataset)} images) for "
+        f"{plan.iterations} iterations at batch {job.batch_size}, lr {solver.lr:g}, on {device}"
+        + (f" x {dist_utils.world_size()} processes" if dist_utils.world_size() > 1 else ""))
+    try:
+        return trainer.train()
+    finally:
+        dist_utils.cleanup()
 
 
 # What a resumed run cannot change: they fix the model, the data order, the augmentation and the schedule, so a
@@ -104,16 +110,6 @@ FLAGS = {"config": "--config", "iterations": "--iterations", "epochs": "--epochs
          "workers": "--workers", "checkpoint_every": "--checkpoint-every", "keep_checkpoints": "--keep",
          "val_every": "--val-every", "log_every": "--log-every", "precision": "--precision", "sync_bn": "--sync-bn",
          "train": "the training data", "val": "the validation data"}
-CHECKPOINT_NAMES = ("last.pth", "interrupt.pth")
-
-
-def latest_checkpoint(folder: Path) -> Path:
-    """The newest checkpoint of a run folder (``interrupt.pth``, ``iter_*.pth``, ``last.pth``)."""
-    candidates = [p for p in folder.glob("*.pth") if p.name in CHECKPOINT_NAMES or p.name.startswith("iter_")]
-    if not candidates:
-        raise YolactError(f"--resume {folder}: no checkpoint in this folder (last.pth, interrupt.pth, iter_*.pth); "
-                          "give a checkpoint file")
-    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
 def resume_job(path: str | Path, report: Callable[[str], None] = print, **given: Any) -> TrainJob:
@@ -126,17 +122,11 @@ def resume_job(path: str | Path, report: Callable[[str], None] = print, **given:
     if path.is_dir():
         path = latest_checkpoint(path)
     checkpoint = load_checkpoint(path)
-    if "optimizer" not in checkpoint.extra:
-        raise YolactError(f"{path}: has no training state to resume; use --weights to start from it")
-    train = checkpoint.extra.get("train", {})
-    if "job" in train:
-        saved = TrainJob.from_record(train["job"])
-    else:  # written before checkpoints kept their job: only the schedule is known
-        saved = TrainJob(train=None, seed=int(train["seed"]), batch_size=int(train["batch_size"]),
-                         max_expand=float(train.get("max_expand", MAX_EXPAND)), config=checkpoint.config.name)
-        if given.get("train") is None:
-            raise YolactError(f"{path}: this checkpoint does not record its data; give the training data again "
-                              "(--data, or --train-ann/--train-labels with --train-images)")
+    state = read_resume_state(checkpoint, path)
+    saved = state.job
+    if not state.job_recorded and given.get("train") is None:
+        raise YolactError(f"{path}: this checkpoint does not record its data; give the training data again "
+                          "(--data, or --train-ann/--train-labels with --train-images)")
     changes, overridden = {}, []
     for name, value in given.items():
         if value is None or name in ("progress", "resume"):
@@ -157,6 +147,32 @@ def resume_job(path: str | Path, report: Callable[[str], None] = print, **given:
     if overridden:
         report("resumed with " + ", ".join(overridden))
     return dataclasses.replace(saved, **changes, resume=path, progress=given.get("progress", True))
+
+
+def check_job(job: TrainJob) -> None:
+    """Options in range and every output checked, before any data is read: one line naming the option."""
+    if job.train is None:
+        raise YolactError("give the training data: --data dataset.yaml, or --train-ann JSON (or --train-labels DIR) "
+                          "with --train-images DIR")
+    positive = {"batch_size": job.batch_size, "iterations": job.iterations, "epochs": job.epochs, "lr": job.lr,
+                "checkpoint_every": job.checkpoint_every, "keep_checkpoints": job.keep_checkpoints,
+                "val_every": job.val_every, "log_every": job.log_every}
+    for name, value in positive.items():
+        if value is not None and not value > 0:
+            raise YolactError(f"{FLAGS.get(name, name)} {value}: give a positive number")
+    if job.iterations is not None and job.epochs is not None:
+        raise YolactError("give --iterations or --epochs, not both")
+    if job.workers < 0:
+        raise YolactError(f"--workers {job.workers}: give 0 (load in the main process) or more")
+    if job.max_expand < 1.0:
+        raise YolactError(f"--max-expand {job.max_expand:g}: give a zoom-out ratio >= 1 (1 turns expand off)")
+    if job.batch_size < dist_utils.world_size():
+        raise YolactError(f"--batch-size {job.batch_size} is smaller than the {dist_utils.world_size()} processes; "
+                          "give at least one image per process")
+    inputs = [p for split in (job.train, job.val) if split is not None
+              for p in (split.images, split.annotations, split.labels) if p is not None]
+    inputs += [p for p in (job.weights, job.backbone_weights) if p is not None]
+    check_output_dir(job.output_dir, "--output", inputs, planned_names=[*CHECKPOINT_NAMES, METRICS, CURVES])
 
 
 def _same_value(a: Any, b: Any) -> bool:
@@ -205,118 +221,9 @@ def _modules(keys: list[str]) -> list[str]:
 def make_validator(dataset: CocoDataset, config: YolactConfig, class_names: list[str], category_ids: list[int],
                    device: torch.device) -> Callable[[Yolact], dict[str, float]]:
     def validate(model: Yolact) -> dict[str, float]:
-        predictor = Predictor(model, config, class_names, category_ids, device, score_threshold=0.0, top_k=100)
+        predictor = Predictor.from_model(model, config, class_names, category_ids, device=str(device),
+                                         score_threshold=0.0, top_k=100)
         result = Evaluator(dataset, class_names).run(predictor, progress=False)
         return {"box_AP": result.bbox["AP"], "mask_AP": result.segm["AP"], "mask_AP50": result.segm["AP50"]}
 
     return validate
-
-
-def check_job(job: TrainJob) -> None:
-    """Options in range and every output checked, before any data is read: one line naming the option."""
-    if job.train is None:
-        raise YolactError("give the training data: --data dataset.yaml, or --train-ann JSON (or --train-labels DIR) "
-                          "with --train-images DIR")
-    positive = {"batch_size": job.batch_size, "iterations": job.iterations, "epochs": job.epochs, "lr": job.lr,
-                "checkpoint_every": job.checkpoint_every, "keep_checkpoints": job.keep_checkpoints,
-                "val_every": job.val_every, "log_every": job.log_every}
-    for name, value in positive.items():
-        if value is not None and not value > 0:
-            raise YolactError(f"{FLAGS.get(name, name)} {value}: give a positive number")
-    if job.iterations is not None and job.epochs is not None:
-        raise YolactError("give --iterations or --epochs, not both")
-    if job.workers < 0:
-        raise YolactError(f"--workers {job.workers}: give 0 (load in the main process) or more")
-    if job.max_expand < 1.0:
-        raise YolactError(f"--max-expand {job.max_expand:g}: give a zoom-out ratio >= 1 (1 turns expand off)")
-    if job.batch_size < dist_utils.world_size():
-        raise YolactError(f"--batch-size {job.batch_size} is smaller than the {dist_utils.world_size()} processes; "
-                          "give at least one image per process")
-    inputs = [p for split in (job.train, job.val) if split is not None
-              for p in (split.images, split.annotations, split.labels) if p is not None]
-    inputs += [p for p in (job.weights, job.backbone_weights) if p is not None]
-    check_output_dir(job.output_dir, "--output", inputs,
-                     planned_names=[*CHECKPOINT_NAMES, "metrics.jsonl", "curves.png"])
-
-
-def run_training(job: TrainJob, report: Callable[[str], None] = print) -> Path:
-    """Train as ``job`` says; returns the final checkpoint (``output_dir/last.pth``)."""
-    check_job(job)
-    dist_utils.init(job.device)
-    main = dist_utils.rank() == 0
-    say = report if main else (lambda _: None)
-    assert job.train is not None  # check_job
-    train_coco = job.train.load(job.class_names)
-    base = job.config if isinstance(job.config, YolactConfig) else get_config(job.config)
-    resumed = None
-    if job.resume is not None:
-        resumed = load_checkpoint(job.resume)
-        if "optimizer" not in resumed.extra:
-            raise YolactError(f"{job.resume}: has no training state to resume; use --weights to start from it")
-        base = resumed.config
-        # The run continues as it was set up: same data order, batch and schedule.
-        saved = resumed.extra.get("train", {})
-        job = dataclasses.replace(job, seed=int(saved["seed"]), batch_size=int(saved["batch_size"]),
-                                  max_expand=float(saved.get("max_expand", MAX_EXPAND)))
-    transform = TrainTransform(base.max_size, base.backbone, max_expand=job.max_expand)
-    dataset = InstanceDataset(train_coco, transform, seed=job.seed)
-    if resumed is not None and resumed.config.num_classes != len(dataset.class_names):
-        raise YolactError(f"{job.resume}: the run has {resumed.config.num_classes} classes but this training data "
-                          f"has {len(dataset.class_names)}; resume on the data the run was started with, or start a "
-                          f"new run from it with --weights {job.resume}")
-    config = dataclasses.replace(base, num_classes=len(dataset.class_names))
-    if resumed is not None:
-        solver = SolverConfig(**{k: tuple(v) if isinstance(v, list) else v
-                                 for k, v in resumed.extra["train"]["solver"].items()})
-    else:
-        solver = config.solver.scaled(job.batch_size)
-        iterations = job.iterations
-        if job.epochs is not None:
-            iterations = max(1, math.ceil(job.epochs * len(dataset) / job.batch_size))
-        if iterations is not None:
-            solver = solver.for_iterations(iterations)
-        if job.lr is not None:
-            solver = dataclasses.replace(solver, lr=job.lr, warmup_init=job.lr / 10)
-    torch.manual_seed(job.seed)
-    model = build_yolact(config)
-    pretrained = False
-    if resumed is not None:
-        load_model_weights(model, resumed, job.resume)
-        pretrained = bool(resumed.extra.get("train", {}).get("freeze_bn", False))
-    else:
-        pretrained = _initialise(model, job, say)
-    if resumed is None and not pretrained:
-        solver = solver.for_scratch()
-        if solver.grad_clip_norm is not None:
-            say(f"from scratch: gradients clipped at norm {solver.grad_clip_norm:g} (ours; the authors start from "
-                "ImageNet weights and clip nothing)")
-    per_process = job.batch_size // dist_utils.world_size()
-    freeze_bn = pretrained and per_process < config.solver.freeze_bn_below_batch
-    if freeze_bn:
-        say(f"BatchNorm frozen: pretrained weights and {per_process} images per process "
-            f"(< {config.solver.freeze_bn_below_batch})")
-    # With validation data and no --val-every, validate at every checkpoint.
-    val_every = job.val_every or (job.checkpoint_every if job.val is not None else None)
-    options = TrainOptions(
-        output_dir=job.output_dir, iterations=solver.max_iterations, batch_size=job.batch_size, seed=job.seed,
-        device=job.device, workers=job.workers, checkpoint_every=job.checkpoint_every,
-        keep_checkpoints=job.keep_checkpoints, log_every=job.log_every, val_every=val_every,
-        precision=job.precision, freeze_bn=freeze_bn, sync_bn=job.sync_bn, progress=job.progress,
-        max_expand=job.max_expand, job=job.to_record(),
-    )
-    device = dist_utils.training_device(job.device)
-    validate = None
-    if job.val is not None:
-        val_coco = job.val.load(dataset.class_names)
-        validate = make_validator(val_coco, config, dataset.class_names, dataset.category_ids, device)
-    trainer = Trainer(model, config, dataset, options, dataset.class_names, dataset.category_ids, validate, solver)
-    if resumed is not None:
-        trainer.resume(resumed.extra)
-        say(f"resumed from {job.resume} at iteration {trainer.state.iteration}")
-    say(f"training {config.name} ({len(dataset.class_names)} classes, {len(dataset)} images) for "
-        f"{solver.max_iterations} iterations at batch {job.batch_size}, lr {solver.lr:g}, on {device}"
-        + (f" x {dist_utils.world_size()} processes" if dist_utils.world_size() > 1 else ""))
-    try:
-        return trainer.train()
-    finally:
-        dist_utils.cleanup()

@@ -1,0 +1,89 @@
+"""``yolact eval`` and ``yolact benchmark`` as library calls: outputs checked first, then the model loaded as the
+options say, then the work (:func:`run_evaluation`, :func:`run_benchmark_job`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from yolact.config import YolactConfig
+from yolact.data.coco import load_coco
+from yolact.evaluation.benchmark import BenchmarkReport, load_benchmark_images, run_benchmark
+from yolact.evaluation.evaluator import EvalResult, evaluate_predictor
+from yolact.inference.options import InferenceOptions
+from yolact.inference.predictor import load
+from yolact.io import write_json
+from yolact.outputs import OutputError, check_output_file
+
+# COCO's own protocol: every detection counts (AP integrates over the scores), at most 100 per image.
+EVAL_OPTIONS = InferenceOptions(score_threshold=0.0, top_k=100)
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    """Box and mask AP of ``weights`` on a COCO dataset (``annotations`` and its ``images``); ``json`` gets every
+    detection as a COCO results list, ``metrics`` every figure; ``max_images`` limits it to the first N by id."""
+
+    weights: Path
+    annotations: Path
+    images: Path
+    config: YolactConfig | str | None = None
+    options: InferenceOptions = EVAL_OPTIONS
+    json: Path | None = None
+    metrics: Path | None = None
+    max_images: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class EvalReport:
+    result: EvalResult
+    device: torch.device
+
+
+def run_evaluation(job: EvalJob) -> EvalReport:
+    """Evaluate as ``job`` says; the detections are saved as each image finishes, the metrics at the end."""
+    inputs = [job.annotations, job.images, job.weights]
+    for flag, path in (("--json", job.json), ("--save-metrics", job.metrics)):
+        if path is not None:
+            check_output_file(path, flag, inputs)
+    if job.json is not None and job.metrics is not None and job.json.resolve() == job.metrics.resolve():
+        raise OutputError("--json and --save-metrics name the same file; give two different files")
+    dataset = load_coco(job.annotations, job.images)
+    predictor = load(job.weights, job.config, job.options)
+    result = evaluate_predictor(predictor, dataset, job.json, progress=job.progress, limit=job.max_images)
+    if job.metrics is not None:
+        write_json(job.metrics, result.to_dict(), indent=2)
+    return EvalReport(result, predictor.device)
+
+
+@dataclass(frozen=True)
+class BenchmarkJob:
+    """Latency and throughput of ``weights`` on ``images`` (default: the bundled samples); ``json`` gets the
+    report; ``threads`` sets torch's CPU threads first."""
+
+    weights: Path
+    config: YolactConfig | str | None = None
+    options: InferenceOptions = field(default_factory=InferenceOptions)
+    images: Path | None = None
+    runs: int = 20
+    warmup: int = 3
+    batch_size: int = 4
+    threads: int | None = None
+    json: Path | None = None
+    progress: bool = True
+
+
+def run_benchmark_job(job: BenchmarkJob) -> BenchmarkReport:
+    if job.json is not None:
+        check_output_file(job.json, "--json", [job.weights, *([job.images] if job.images else [])])
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    predictor = load(job.weights, job.config, job.options)
+    report = run_benchmark(predictor, load_benchmark_images(job.images), runs=job.runs, warmup=job.warmup,
+                           batch_size=job.batch_size, progress=job.progress)
+    if job.json is not None:
+        write_json(job.json, report.to_dict(), indent=2)
+    return report
