@@ -18,6 +18,7 @@ import torch
 from conftest import COCO128, SPEC
 
 from yolact.cli import main
+from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
 
 IMAGE_9 = COCO128 / "images" / "000000000009.jpg"  # 480 x 640
 IMAGE_25 = COCO128 / "images" / "000000000025.jpg"  # 426 x 640
@@ -392,6 +393,20 @@ BAD_INPUT_CASES = [
     (["export", "--format", "onnx", "--int8", "--calibration", "adir", "--output", "m.onnx"],
      "no images to calibrate on"),
     (["export", "--format", "onnx", "--int8", "--calibration", "nope", "--output", "m.onnx"], "no such folder"),
+    # results in other forms, and labelme folders
+    (["predict", "imgs", "--save-txt", "imgs"], "input folder"),
+    (["predict", "imgs", "--save-labelme", "afile"], "is a file, not a folder"),
+    (["predict", "imgs", "--save-masks", "m", "--save-masks-semantic", "m"], "give each form its own folder"),
+    (["predict", "imgs", "--output", "o", "--save-txt", "o"], "give each form its own folder"),
+    (["predict", "clip.mp4", "--save-labelme", "lm"], "--save-labelme applies to images"),
+    (["predict", "imgs", "--classes", "unicorn"], "not a class of this model"),
+    (["predict", "imgs", "--classes", ","], "names no class"),
+    (["predict", "imgs", "--polygon-tolerance", "-1"], "at least 0"),
+    (["predict", "imgs", "--json", "d.json", "--segmentation", "mask"], "invalid choice"),
+    (["convert", "--from", "labelme", "adir", "--output", "c.json"], "no labelme .json files"),
+    (["convert", "--from", "labelme", "ann.json", "--output", "c.json"], "no such labelme folder"),
+    (["convert", "--from", "labelme", "--output", "c.json"], "takes the labelme folder"),
+    (["convert", "--from", "labelme", "adir", "--output", "adir/x.json"], "inside the labelme folder"),
 ]
 
 
@@ -615,3 +630,74 @@ def test_train_max_expand_below_1_is_refused_as_it_is_parsed(tmp_path: Path, cap
               "--batch-size", "2", "--device", "cpu", "--workers", "0", "--quiet", "--output", str(tmp_path)]
     assert main([*common, "--iterations", "1", "--max-expand", "0.5"]) != 0
     assert "--max-expand: 0.5 is out of range: give a zoom-out ratio at least 1" in capsys.readouterr().err
+
+
+def test_predict_forms_then_correct_in_labelme_then_train(capsys: pytest.CaptureFixture[str], checkpoint: Path,
+                                                          good_folder: Path, tmp_path: Path) -> None:
+    # The loop a user runs without a script: predict into labelme files, (correct them,) convert, train.
+    out = tmp_path / "out"
+    code, text, err = run(capsys, ["predict", str(good_folder), "--weights", str(checkpoint), "--device", "cpu",
+                                   "--score-threshold", "0", "--top-k", "3", "--quiet", "--save-txt", str(out / "txt"),
+                                   "--save-labelme", str(out / "labelme"), "--save-masks", str(out / "masks"),
+                                   "--save-masks-semantic", str(out / "semantic"), "--json", str(out / "d.json"),
+                                   "--segmentation", "polygon"])
+    assert code == 0, err
+    assert "txt in" in text and "labelme in" in text
+    images = sorted(p for p in good_folder.iterdir() if p.suffix in (".jpg", ".png"))
+    for form, suffix in (("txt", ".txt"), ("labelme", ".json"), ("masks", ".png"), ("semantic", ".png")):
+        assert sorted(p.name for p in (out / form).iterdir()) == sorted(p.stem + suffix for p in images), form
+    records = json.loads((out / "d.json").read_text())
+    assert records and all(isinstance(r["segmentation"], list) for r in records)
+    instance = cv2.imread(str(out / "masks" / f"{images[0].stem}.png"), cv2.IMREAD_UNCHANGED)
+    assert instance.dtype == np.uint16 and instance.max() <= 3
+    assert main(["convert", "--from", "labelme", str(out / "labelme"), "--output", str(out / "train.json")]) == 0
+    converted = json.loads((out / "train.json").read_text())
+    assert len(converted["images"]) == len(images) and converted["annotations"]
+    # imagePath is relative to the labelme folder, so that folder is the image root.
+    assert main(["train", "--train-ann", str(out / "train.json"), "--train-images", str(out / "labelme"),
+                 "--iterations", "1", "--batch-size", "2", "--device", "cpu", "--workers", "0", "--quiet",
+                 "--output", str(out / "run")]) == 0
+    assert (out / "run" / "last.pth").is_file()
+    capsys.readouterr()
+
+
+def test_predict_classes_keeps_only_those(capsys: pytest.CaptureFixture[str], checkpoint: Path, good_folder: Path,
+                                          tmp_path: Path) -> None:
+    records = predict_json(capsys, good_folder, checkpoint, tmp_path / "all.json", "--score-threshold", "0")
+    kept = sorted({r["category_id"] for r in records})[:2]
+    names = [COCO_CLASSES[COCO_CATEGORY_IDS.index(c)] for c in kept]
+    only = predict_json(capsys, good_folder, checkpoint, tmp_path / "some.json", "--score-threshold", "0",
+                        "--classes", ",".join(names))
+    assert only and {r["category_id"] for r in only} <= set(kept)
+
+
+def test_eval_errors_writes_overlays_and_counts_that_add_up(capsys: pytest.CaptureFixture[str],
+                                                            tmp_path: Path) -> None:
+    # A model trained here, briefly, on generated scenes, analysed on scenes it has not seen.
+    assert main(["synthetic", "--output", str(tmp_path / "train"), "--num-images", "8", "--size", "96"]) == 0
+    assert main(["synthetic", "--output", str(tmp_path / "val"), "--num-images", "3", "--size", "96", "--seed",
+                 "1"]) == 0
+    assert main(["train", "--train-ann", str(tmp_path / "train" / "annotations.json"), "--train-images",
+                 str(tmp_path / "train" / "images"), "--iterations", "8", "--batch-size", "2", "--device", "cpu",
+                 "--workers", "0", "--quiet", "--output", str(tmp_path / "run")]) == 0
+    ann = tmp_path / "val" / "annotations.json"
+    data = json.loads(ann.read_text())
+    errors, dets = tmp_path / "errors", tmp_path / "dets.json"
+    capsys.readouterr()
+    code, out, err = run(capsys, ["eval", "--weights", str(tmp_path / "run" / "last.pth"), "--ann", str(ann),
+                                  "--images", str(tmp_path / "val" / "images"), "--device", "cpu", "--top-k", "20",
+                                  "--quiet", "--json", str(dets), "--errors", str(errors), "--errors-min-score",
+                                  "0.05"])
+    assert code == 0, err
+    assert "errors at mask IoU 0.5" in out and "background" in out
+    per_image = json.loads((errors / "errors.json").read_text())
+    summary = json.loads((errors / "summary.json").read_text())
+    assert len(per_image) == 3 and summary["images"] == 3
+    kinds = ("true_positive", "localisation", "classification", "duplicate", "both", "background")
+    for kind in (*kinds, "missed"):
+        assert summary[kind] == sum(image[kind] for image in per_image), kind
+    # Every detection at or above the score was judged once (the scenes have no crowds).
+    judged = sum(summary[k] for k in kinds)
+    assert judged == sum(1 for r in json.loads(dets.read_text()) if r["score"] >= 0.05)
+    for image in data["images"]:
+        assert (errors / image["file_name"]).is_file()

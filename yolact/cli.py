@@ -22,6 +22,9 @@ EXAMPLES_PREDICT = """examples:
   yolact predict clip.mp4 --weights yolact_base_54_800000.pth --output clip_out.mp4 --batch 4 --json frames.json
   yolact predict 0 --weights yolact_base_54_800000.pth --show          # camera 0, in a window
   yolact predict frames/ --weights my_model.pth --output frames.mp4    # a folder of frames as a video
+  yolact predict images/ --weights W.pth --save-labelme fix/ --classes person,dog   # correct in labelme, then
+  yolact convert --from labelme fix/ --output train.json                         # train on the corrections
+  yolact predict images/ --weights W.pth --save-txt labels/ --save-masks masks/ --json dets.json --segmentation polygon
 
 the config comes from --config, else from our own checkpoints, else from an official file name
 (<config>_<epoch>_<iteration>.pth, as the authors' tools read it)."""
@@ -29,6 +32,7 @@ the config comes from --config, else from our own checkpoints, else from an offi
 EXAMPLES_EVAL = """examples:
   yolact eval --weights yolact_base_54_800000.pth --ann annotations/instances_val2017.json --images val2017/
   yolact eval --weights my_model.pth --ann val.json --images imgs/ --per-class --save-metrics metrics.json
+  yolact eval --weights my_model.pth --ann val.json --images imgs/ --errors errors/   # what goes wrong, and where
 
 box and mask AP as COCO defines them (pycocotools); the model's classes are matched to the dataset's
 categories by name, so a COCO model evaluates on any subset of COCO's categories."""
@@ -57,6 +61,7 @@ DIR/last.pth is the final model."""
 EXAMPLES_CONVERT = """examples:
   yolact convert --images coco128/images --labels coco128/labels --output coco128.json     # COCO's 80 names
   yolact convert --images imgs/ --labels labels/ --names cat dog --output train.json
+  yolact convert --from labelme corrected/ --output train.json    # e.g. predict --save-labelme, fixed in labelme
   yolact train --train-ann train.json --train-images imgs/ --iterations 2000               # then train on it"""
 
 BACKENDS = ("pytorch", "onnxruntime", "openvino")
@@ -99,6 +104,14 @@ def _number(kind: type, low: float | None = None, high: float | None = None, wha
 
     parse.__name__ = kind.__name__  # argparse names the type in its messages
     return parse
+
+
+def _names(text: str) -> tuple[str, ...]:
+    """``person,car`` -> ("person", "car"); names may hold spaces (``traffic light``)."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    if not names:
+        raise argparse.ArgumentTypeError(f"{text!r} names no class; give names separated by commas (person,car)")
+    return names
 
 
 POSITIVE_INT = _number(int, 1, what="a whole number")
@@ -151,6 +164,22 @@ def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--image-ids", type=Path, metavar="ANN",
                          help="take the --json image ids from this COCO annotation file, by file name (default: "
                          "the numbers in the file names when all differ, else the position in name order)")
+    forms = predict.add_argument_group("results in other forms (one file per image, or per video frame)")
+    forms.add_argument("--save-txt", type=Path, metavar="DIR",
+                       help="YOLO-seg labels, <image>.txt: 'class x1 y1 x2 y2 ...' normalised (parts joined, no holes)")
+    forms.add_argument("--save-labelme", type=Path, metavar="DIR",
+                       help="labelme files, <image>.json: polygons to correct in labelme and train on again (yolact "
+                       "convert --from labelme); images only")
+    forms.add_argument("--save-masks", type=Path, metavar="DIR",
+                       help="instance maps, <image>.png: 16-bit, 0 background, i+1 for the i-th detection by score")
+    forms.add_argument("--save-masks-semantic", type=Path, metavar="DIR",
+                       help="class maps, <image>.png: 16-bit, 0 background, class index + 1")
+    forms.add_argument("--segmentation", choices=("rle", "polygon"), default="rle",
+                       help="--json masks: rle (default, exact) or COCO polygons (holes cannot be expressed)")
+    forms.add_argument("--polygon-tolerance", type=_number(float, 0.0, what="a distance in pixels"), default=0.0,
+                       metavar="PX", help="simplify polygons to within PX pixels (default: 0, exact)")
+    predict.add_argument("--classes", type=_names, metavar="NAME,...",
+                         help="keep only these classes, by name (e.g. person,car)")
     predict.add_argument("--nms", choices=("fast", "cross_class_fast", "traditional"),
                          help="NMS variant (default: the config's, Fast NMS per class)")
     predict.add_argument("--batch", type=POSITIVE_INT, default=1, metavar="N",
@@ -189,6 +218,11 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", type=Path, metavar="FILE",
                           help="write all detections as one COCO results list (records with bbox and segmentation)")
     evaluate.add_argument("--save-metrics", type=Path, metavar="FILE", help="write every figure as JSON")
+    evaluate.add_argument("--errors", type=Path, metavar="DIR",
+                          help="error analysis at mask IoU 0.5: an overlay per image (true positives, false positives "
+                          "with their reason, missed objects), errors.json and summary.json (TIDE's error kinds)")
+    evaluate.add_argument("--errors-min-score", type=PROBABILITY, default=0.3, metavar="S",
+                          help="--errors: analyse the detections scoring at least S (default: 0.3)")
     evaluate.add_argument("--score-threshold", type=PROBABILITY, default=0.0,
                           help="keep detections scoring strictly above this (default: 0, as COCO evaluation)")
     evaluate.add_argument("--top-k", type=POSITIVE_INT, default=100,
@@ -254,15 +288,20 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_convert_parser(sub: argparse._SubParsersAction) -> None:
-    convert = sub.add_parser("convert", help="convert a YOLO-seg dataset to a COCO annotation file",
-                             description="Write the COCO instances JSON of a YOLO-seg dataset (polygons in pixels).",
+    convert = sub.add_parser("convert", help="convert a YOLO-seg dataset or a labelme folder to a COCO annotation file",
+                             description="Write the COCO instances JSON of a YOLO-seg dataset (polygons in pixels) or "
+                             "of a folder of labelme files (shapes sharing a group_id are one instance).",
                              epilog=EXAMPLES_CONVERT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    convert.add_argument("--images", type=Path, required=True, metavar="DIR", help="the images folder")
-    convert.add_argument("--labels", type=Path, required=True, metavar="DIR", help="one polygon .txt per image")
-    convert.add_argument("--names", nargs="+", metavar="NAME", help="class names in id order (default: COCO's)")
+    convert.add_argument("source", type=Path, nargs="?", metavar="DIR", help="--from labelme: the labelme folder")
+    convert.add_argument("--from", dest="source_format", choices=("yolo", "labelme"), default="yolo",
+                         help="yolo: --images and --labels (default); labelme: a folder of labelme .json files")
+    convert.add_argument("--images", type=Path, metavar="DIR", help="--from yolo: the images folder")
+    convert.add_argument("--labels", type=Path, metavar="DIR", help="--from yolo: one polygon .txt per image")
+    convert.add_argument("--names", nargs="+", metavar="NAME",
+                         help="class names in id order (default: yolo COCO's; labelme the labels in order of "
+                         "appearance)")
     convert.add_argument("--output", type=Path, required=True, metavar="JSON", help="where to write the COCO JSON")
     convert.set_defaults(func=run_convert)
-
 
 
 def _add_synthetic_parser(sub: argparse._SubParsersAction) -> None:
@@ -350,12 +389,17 @@ def _inference_options(args: argparse.Namespace, **fixed: Any) -> Any:
 
 
 def run_predict(args: argparse.Namespace) -> int:
+    from yolact.inference.forms import ImageForms
     from yolact.inference.job import PredictJob, run_prediction
 
-    options = _inference_options(args, nms=args.nms, backend=args.backend, precision=args.precision,
-                                 compile=args.compile, cuda_graph=False if args.no_cuda_graph else None)
+    options = _inference_options(args, classes=args.classes, nms=args.nms, backend=args.backend,
+                                 precision=args.precision, compile=args.compile,
+                                 cuda_graph=False if args.no_cuda_graph else None)
+    forms = ImageForms(args.save_txt, args.save_labelme, args.save_masks, args.save_masks_semantic,
+                       args.polygon_tolerance)
     report = run_prediction(PredictJob(args.source, args.weights, args.config, options, args.output, args.json,
-                                       args.image_ids, args.batch, args.streams, args.show, not args.quiet))
+                                       args.image_ids, args.segmentation, forms, args.batch, args.streams, args.show,
+                                       not args.quiet))
     for line in [*report.lines, report.summary]:
         print(line)
     return 0 if report.ok else 1
@@ -365,12 +409,15 @@ def run_eval(args: argparse.Namespace) -> int:
     from yolact.evaluation.job import EvalJob, run_evaluation
 
     job = EvalJob(args.weights, args.ann, args.images, args.config, _inference_options(args), args.json,
-                  args.save_metrics, args.max_images, not args.quiet)
+                  args.save_metrics, args.max_images, args.errors, args.errors_min_score, not args.quiet)
     report = run_evaluation(job)
     result = report.result
     print(f"{result.num_images} images evaluated on {report.device}"
           + (f"; skipped {len(result.skipped)} unreadable or missing image(s)" if result.skipped else ""))
     print(result.format_table(per_class=args.per_class))
+    if report.errors is not None:
+        print(report.errors.format_table())
+        print(f"error overlays and counts in {args.errors}")
     if args.save_metrics:
         print(f"metrics in {args.save_metrics}")
     return 0
@@ -434,8 +481,18 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    if args.source_format == "labelme":
+        from yolact.data.labelme import convert_labelme
+
+        if args.source is None or args.images or args.labels:
+            raise ValueError("--from labelme takes the labelme folder (yolact convert --from labelme DIR --output "
+                             "ann.json), not --images/--labels")
+        print(f"wrote {convert_labelme(args.source, args.output, args.names)}")
+        return 0
     from yolact.data.yolo import convert_yolo
 
+    if args.images is None or args.labels is None or args.source is not None:
+        raise ValueError("--from yolo takes --images DIR and --labels DIR (a folder argument is for --from labelme)")
     print(f"wrote {convert_yolo(args.images, args.labels, args.output, args.names)}")
     return 0
 

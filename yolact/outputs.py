@@ -158,6 +158,7 @@ class JsonListWriter:
         self.unit = unit
         self.batches = 0  # calls of extend that reached the disk
         self.records = 0
+        make_dir(self.path.parent)
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         except OSError as exc:

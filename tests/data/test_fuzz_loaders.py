@@ -25,7 +25,7 @@ from pycocotools import mask as mask_utils
 
 from yolact.config import BackboneConfig
 from yolact.data.augment import EvalTransform, TrainTransform
-from yolact.data.coco import CocoDataset, load_coco
+from yolact.data.coco import AnnotationError, CocoDataset, load_coco
 from yolact.data.datasets import InstanceDataset
 from yolact.data.splits import DataSplit, read_dataset_yaml
 from yolact.data.yolo import convert_yolo, yolo_to_coco
@@ -566,3 +566,31 @@ def test_valid_dataset_yaml_loads(yaml_dir: Path) -> None:
     train, val, names = read_dataset_yaml(path)
     assert names == ["x", "y", "z"] and train.annotations == yaml_dir / "ann.json" and val is not None
     assert len(train.load(names).coco.anns) == 4 and len(val.load(names).coco.anns) == 2
+
+
+# --------------------------------------------------------------------------------------------------- labelme files
+LABELME_SHAPE = st.fixed_dictionaries(
+    {"label": st.one_of(st.sampled_from(["cat", "dog", "__ignore__"]), SCALARS),
+     "points": st.one_of(st.lists(st.lists(COORDS, min_size=0, max_size=3), max_size=6), VALUES),
+     "shape_type": st.one_of(st.sampled_from(["polygon", "rectangle", "circle", "line", None]), SCALARS)},
+    optional={"group_id": st.one_of(st.integers(-2, 3), SCALARS, VALUES)},
+)
+
+
+@FUZZ
+@given(shapes=st.one_of(st.lists(LABELME_SHAPE, max_size=4), VALUES),
+       height=st.one_of(st.integers(-1, 50), SCALARS), width=st.one_of(st.integers(1, 50), SCALARS),
+       image_path=st.one_of(st.just("a.jpg"), SCALARS))
+def test_labelme_files_of_any_content_fail_with_one_line(tmp_path_factory: pytest.TempPathFactory, shapes: Any,
+                                                        height: Any, width: Any, image_path: Any) -> None:
+    from yolact.data.labelme import labelme_to_coco
+
+    folder = tmp_path_factory.mktemp("labelme")
+    record = {"shapes": shapes, "imageHeight": height, "imageWidth": width, "imagePath": image_path}
+    (folder / "a.json").write_text(json.dumps(record))
+    try:
+        coco = labelme_to_coco(folder)
+    except AnnotationError as error:
+        assert "\n" not in str(error) and "a.json" in str(error), str(error)
+        return
+    assert all(a["area"] >= 0 for a in coco["annotations"])

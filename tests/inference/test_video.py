@@ -12,6 +12,7 @@ import torch
 import yolact
 from yolact.checkpoint import save_checkpoint
 from yolact.errors import YolactError
+from yolact.inference.forms import ImageForms
 from yolact.inference.job import PredictJob, run_prediction
 from yolact.inference.options import InferenceOptions
 from yolact.inference.video import display_available, predict_video
@@ -154,3 +155,15 @@ def test_missing_camera_and_no_display_are_one_line_errors(predictor: yolact.Pre
         predict_video(predictor, clip, show=True, progress=False)
     with pytest.raises(YolactError, match="no such video file, folder or camera index"):
         predict_video(predictor, clip.with_name("nope.mp4"), progress=False)
+
+
+def test_per_frame_forms_are_numbered_files(predictor: yolact.Predictor, clip: Path, tmp_path: Path) -> None:
+    forms = ImageForms(txt=tmp_path / "txt", masks=tmp_path / "masks")
+    predict_video(predictor, clip, None, tmp_path / "d.json", progress=False, forms=forms, segmentation="polygon")
+    names = [f"frame_{i:06d}" for i in range(1, FRAMES + 1)]
+    assert sorted(p.stem for p in (tmp_path / "txt").iterdir()) == names
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == [f"{n}.png" for n in names]
+    records = json.loads((tmp_path / "d.json").read_text())
+    assert records and all(isinstance(r["segmentation"], list) for r in records)
+    with pytest.raises(YolactError, match="--save-labelme applies to images"):
+        predict_video(predictor, clip, None, None, progress=False, forms=ImageForms(labelme=tmp_path / "lm"))

@@ -96,7 +96,7 @@ def _finite_numbers(values: list) -> bool:
         return False
 
 
-def _near(low: float, high: float, size: int) -> bool:
+def near_image_side(low: float, high: float, size: int) -> bool:
     """[low, high] lies within the image side ``size`` extended by ``size`` each way.
 
     pycocotools clips polygons to the image and the transforms clip boxes, so an overshoot (rounding, as in COCO's
@@ -261,7 +261,7 @@ def _bbox_problem(bbox: Any, image: dict) -> str | None:
     # A zero width or height is kept: COCO has such boxes, and training drops boxes under 4 px anyway.
     if w < 0 or h < 0:
         return f"a malformed bbox {short_repr(bbox)} with a negative width or height; expected [x, y, width, height]"
-    if not (_near(x, x + w, image["width"]) and _near(y, y + h, image["height"])):
+    if not (near_image_side(x, x + w, image["width"]) and near_image_side(y, y + h, image["height"])):
         return (f"a bbox {short_repr(bbox)} far outside its {image['width']}x{image['height']} image; fix the box "
                 "or the image's width and height")
     return None
@@ -279,7 +279,7 @@ def _segmentation_problem(segmentation: Any, image: dict) -> str | None:
                 return (f": polygon {k} has a coordinate that is not a finite number: {short_repr(polygon)}; fix "
                         "or remove the polygon")
             xs, ys = polygon[0::2], polygon[1::2]
-            if not (_near(min(xs), max(xs), width) and _near(min(ys), max(ys), height)):
+            if not (near_image_side(min(xs), max(xs), width) and near_image_side(min(ys), max(ys), height)):
                 return (f": polygon {k} lies far outside its {width}x{height} image; fix the polygon or the "
                         "image's width and height")
         return None

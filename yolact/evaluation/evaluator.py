@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -179,9 +179,11 @@ class Evaluator:
         return result
 
     def run(self, predictor: Predictor, progress: bool = True, limit: int | None = None,
-            results: JsonListWriter | None = None) -> EvalResult:
+            results: JsonListWriter | None = None,
+            on_image: Callable[[int, np.ndarray, Path, list[dict]], None] | None = None) -> EvalResult:
         """Predict on every image of the dataset (unreadable or missing ones are reported, skipped and counted);
-        each image's records go to ``results`` as it finishes.
+        each image's records go to ``results`` as it finishes, and to ``on_image`` (image id, image, path,
+        records) when given.
 
         The predictor's score threshold and top-k apply: ``yolact eval``'s figures come from
         ``score_threshold=0.0`` and ``top_k=100``, COCO's own protocol."""
@@ -195,21 +197,24 @@ class Evaluator:
                 tqdm.write(f"skipped {exc}")
                 continue
             records = self.add(image_id, predictor.predict_arrays([image], [str(path)])[0])
+            if on_image is not None:
+                on_image(image_id, image, path, records)
             if results is not None:
                 results.extend(records)
         return self.evaluate()
 
 
 def evaluate_predictor(predictor: Predictor, dataset: CocoDataset, json_path: Path | None = None,
-                       progress: bool = True, limit: int | None = None) -> EvalResult:
+                       progress: bool = True, limit: int | None = None,
+                       on_image: Callable[[int, np.ndarray, Path, list[dict]], None] | None = None) -> EvalResult:
     """``yolact eval``: run, score, and optionally write all detections as one COCO results list (kept valid and
     complete up to the last finished image as it grows)."""
     evaluator = Evaluator(dataset, predictor.class_names)
     if json_path is None:
-        return evaluator.run(predictor, progress, limit)
+        return evaluator.run(predictor, progress, limit, on_image=on_image)
     with JsonListWriter(json_path) as results:
         try:
-            return evaluator.run(predictor, progress, limit, results)
+            return evaluator.run(predictor, progress, limit, results, on_image)
         except KeyboardInterrupt:
             raise WorkInterrupted(f"saved: detections of {results.saved_description()} in {json_path}") from None
 

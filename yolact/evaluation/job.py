@@ -6,17 +6,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from yolact.config import YolactConfig
 from yolact.data.coco import load_coco
 from yolact.evaluation.benchmark import BenchmarkReport, load_benchmark_images, run_benchmark
+from yolact.evaluation.errors import ERRORS_FILE, ErrorAnalysis
 from yolact.evaluation.evaluator import EvalResult, evaluate_predictor
 from yolact.inference.options import InferenceOptions
 from yolact.inference.predictor import load
 from yolact.io import write_json
-from yolact.outputs import OutputError, check_output_file
+from yolact.outputs import OutputError, check_output_dir, check_output_file
 
+SUMMARY_FILE = "summary.json"
 # COCO's own protocol: every detection counts (AP integrates over the scores), at most 100 per image.
 EVAL_OPTIONS = InferenceOptions(score_threshold=0.0, top_k=100)
 
@@ -24,7 +27,9 @@ EVAL_OPTIONS = InferenceOptions(score_threshold=0.0, top_k=100)
 @dataclass(frozen=True)
 class EvalJob:
     """Box and mask AP of ``weights`` on a COCO dataset (``annotations`` and its ``images``); ``json`` gets every
-    detection as a COCO results list, ``metrics`` every figure; ``max_images`` limits it to the first N by id."""
+    detection as a COCO results list, ``metrics`` every figure; ``max_images`` limits it to the first N by id.
+    ``errors``: a folder for the error analysis (:mod:`yolact.evaluation.errors`) of the detections scoring at
+    least ``errors_min_score``."""
 
     weights: Path
     annotations: Path
@@ -34,6 +39,8 @@ class EvalJob:
     json: Path | None = None
     metrics: Path | None = None
     max_images: int | None = None
+    errors: Path | None = None
+    errors_min_score: float = 0.3
     progress: bool = True
 
 
@@ -41,6 +48,7 @@ class EvalJob:
 class EvalReport:
     result: EvalResult
     device: torch.device
+    errors: ErrorAnalysis | None = None
 
 
 def run_evaluation(job: EvalJob) -> EvalReport:
@@ -52,11 +60,30 @@ def run_evaluation(job: EvalJob) -> EvalReport:
     if job.json is not None and job.metrics is not None and job.json.resolve() == job.metrics.resolve():
         raise OutputError("--json and --save-metrics name the same file; give two different files")
     dataset = load_coco(job.annotations, job.images)
+    if job.errors is not None:
+        names = [Path(dataset.coco.imgs[i]["file_name"]).name for i in dataset.image_ids[: job.max_images]]
+        check_output_dir(job.errors, "--errors", inputs, planned_names=[*names, ERRORS_FILE, SUMMARY_FILE])
     predictor = load(job.weights, job.config, job.options)
-    result = evaluate_predictor(predictor, dataset, job.json, progress=job.progress, limit=job.max_images)
+    analysis = on_image = None
+    if job.errors is not None:
+        categories = {c["id"]: c["name"] for c in dataset.coco.dataset["categories"]}
+        analysis = ErrorAnalysis(job.errors, categories, job.errors_min_score)
+
+        def on_image(image_id: int, image: np.ndarray, path: Path, records: list[dict]) -> None:
+            annotations = dataset.coco.loadAnns(dataset.coco.getAnnIds(imgIds=[image_id]))
+            analysis.add(image_id, image, path, records, annotations)
+
+    try:
+        result = evaluate_predictor(predictor, dataset, job.json, progress=job.progress, limit=job.max_images,
+                                    on_image=on_image)
+    finally:
+        if analysis is not None:
+            analysis.close()
+    if analysis is not None:
+        write_json(job.errors / SUMMARY_FILE, analysis.summary(), indent=2)
     if job.metrics is not None:
         write_json(job.metrics, result.to_dict(), indent=2)
-    return EvalReport(result, predictor.device)
+    return EvalReport(result, predictor.device, analysis)
 
 
 @dataclass(frozen=True)

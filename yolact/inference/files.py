@@ -16,6 +16,7 @@ from tqdm import tqdm
 from yolact.data.images import list_images, read_image
 from yolact.errors import ImageReadError, YolactError
 from yolact.inference.drawing import draw_instances
+from yolact.inference.forms import ImageForms
 from yolact.inference.predictor import Predictor
 from yolact.inference.results import Prediction
 from yolact.io import atomic_write
@@ -55,10 +56,14 @@ def resolve_sources(source: str | Path) -> list[Path]:
 
 
 def check_predict_outputs(source: str | Path, paths: Sequence[Path], output: Path | None, json_path: Path | None,
-                          other_inputs: Sequence[Path | None] = (), video_output: Path | None = None) -> None:
+                          other_inputs: Sequence[Path | None] = (), video_output: Path | None = None,
+                          forms: ImageForms | None = None, stems: Sequence[str] = ()) -> None:
     """Check every output of a prediction run before the model is loaded: writable, of the right kind, and
-    never one of the inputs (``source``, its images ``paths``, ``other_inputs`` such as the weights)."""
+    never one of the inputs (``source``, its images ``paths``, ``other_inputs`` such as the weights). ``stems``
+    name the per-image files of ``forms`` (the images', or video frames')."""
     inputs = [Path(source), *paths, *(p for p in other_inputs if p is not None)]
+    if forms is not None:
+        forms.check(inputs, stems, taken=[None if video_output is not None else output])
     if video_output is not None:
         check_output_file(video_output, "--output", inputs)
     elif output is not None:
@@ -94,9 +99,12 @@ def predict_files(
     report: Callable[[str], None] = tqdm.write,
     image_ids: ImageIds | None = None,
     keep_predictions: bool = True,
+    forms: ImageForms | None = None,
+    segmentation: str = "rle",
 ) -> PredictSummary:
-    """Run ``predictor`` on every path; write overlays to ``output_dir`` (same file names) and detections to
-    ``json_path`` as one COCO results list. Each image's outputs reach the disk as it finishes, so an interrupt or
+    """Run ``predictor`` on every path; write overlays to ``output_dir`` (same file names), the per-image
+    ``forms`` (YOLO-seg, labelme, mask PNGs) and detections to ``json_path`` as one COCO results list, with
+    ``segmentation`` "rle" or "polygon". Each image's outputs reach the disk as it finishes, so an interrupt or
     a failed write keeps every image before it. Unreadable images are reported through ``report`` and skipped.
 
     ``image_ids`` (default :func:`image_ids_for` ``(paths)``) gives each image's COCO id. ``keep_predictions``
@@ -128,8 +136,11 @@ def predict_files(
                     prediction.masks, mask_bounds_xyxy=prediction.mask_bounds_xyxy,
                 )
                 write_overlay(output_dir / path.name, overlay)
+            if forms is not None:
+                forms.write(prediction, path.stem, path)
             if results is not None:  # last: an image in the results file has all its outputs
-                results.extend(prediction.to_coco(image_id))
+                tolerance = forms.tolerance if forms is not None else 0.0
+                results.extend(prediction.to_coco(image_id, segmentation, tolerance))
             done += 1
     except KeyboardInterrupt:
         saved = [f"detections of {results.saved_description()} in {json_path}"] if results is not None else []

@@ -17,7 +17,8 @@ NMS_KINDS = ("fast", "cross_class_fast", "traditional")
 class InferenceOptions:
     """Everything a prediction depends on besides the weights and the image.
 
-    What is kept: ``score_threshold`` (strictly above; 0 keeps all), ``top_k`` per image, and the NMS (``nms``,
+    What is kept: ``score_threshold`` (strictly above; 0 keeps all), ``top_k`` per image, ``classes`` (the names
+    of the classes to keep; None: all), and the NMS (``nms``,
     default the config's Fast NMS per class) over candidates scoring above ``candidate_threshold`` (default the
     config's, the authors' 0.05). How it runs: ``backend`` (pytorch runs checkpoints; onnxruntime and openvino run
     files written by ``yolact export``, on the CPU), ``device``, ``precision``, ``optimize`` (BatchNorm folded and
@@ -29,6 +30,7 @@ class InferenceOptions:
 
     score_threshold: float = 0.15
     top_k: int = 100
+    classes: tuple[str, ...] | None = None
     nms: str | None = None
     candidate_threshold: float | None = None
     backend: str = "pytorch"
@@ -44,6 +46,8 @@ class InferenceOptions:
             raise ValueError(f"--score-threshold {self.score_threshold}: give a score between 0 and 1")
         if self.top_k < 1:
             raise ValueError(f"--top-k {self.top_k}: give a whole number at least 1")
+        if self.classes is not None and not self.classes:
+            raise ValueError("--classes: give at least one class name")
         if self.nms is not None and self.nms not in NMS_KINDS:
             raise ValueError(f"--nms {self.nms!r}: choose one of {', '.join(NMS_KINDS)}")
         if self.backend not in BACKENDS:

@@ -66,18 +66,20 @@ class Postprocessor:
     """Everything after the network, per image: :meth:`detect` then :meth:`finalize` (``__call__`` does both).
 
     ``config`` decides the candidates and the NMS; ``score_threshold`` (strictly above, when > 0) and ``top_k``
-    what is kept; ``rescorer`` is YOLACT++'s mask-IoU network (cropped soft masks [N, 1, h, w] -> IoU per class
-    [N, C]), handed in by whoever owns the model, or None."""
+    what is kept, and ``class_ids`` (contiguous indices; None: all) the classes NMS runs on; ``rescorer`` is YOLACT++'s
+    mask-IoU network (cropped soft masks [N, 1, h, w] -> IoU per class [N, C]), handed in by whoever owns the
+    model, or None."""
 
     def __init__(self, config: PostprocessConfig, input_size: int, box_variances: tuple[float, float] = (0.1, 0.2),
                  score_threshold: float = 0.0, top_k: int | None = None,
-                 rescorer: Callable[[Tensor], Tensor] | None = None) -> None:
+                 rescorer: Callable[[Tensor], Tensor] | None = None, class_ids: Sequence[int] | None = None) -> None:
         self.config = config
         self.input_size = input_size
         self.box_variances = box_variances
         self.score_threshold = score_threshold
         self.top_k = top_k
         self.rescorer = rescorer
+        self.class_ids = None if class_ids is None else torch.tensor(sorted(class_ids), dtype=torch.int64)
 
     def __call__(self, output: YolactOutput, image_sizes: Sequence[tuple[int, int]]) -> list[ImageDetections]:
         """The network's output for a batch -> final detections at each image's (height, width)."""
@@ -97,6 +99,11 @@ class Postprocessor:
                    ) -> Detections:
         """One image: loc [A, 4], softmax scores [A, C+1], coefficients [A, k], anchors [A, 4], prototypes [h, w, k]."""
         cfg = self.config
+        if self.class_ids is not None:
+            # Other classes out before NMS, as if the model had only these: the best of the kept classes survive.
+            kept = torch.zeros(scores.shape[1], dtype=torch.bool, device=scores.device)
+            kept[self.class_ids.to(scores.device) + 1] = True
+            scores = scores * kept
         boxes = decode_boxes(loc, anchors, self.box_variances)
         candidates = (scores[:, 1:].max(dim=1).values > cfg.conf_threshold).nonzero().squeeze(1)
         # Rows gathered, then viewed as [C, A'] (background dropped): picking the columns of the transposed scores

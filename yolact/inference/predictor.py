@@ -51,7 +51,8 @@ class Predictor:
         self.options = options or InferenceOptions()
         config = network.config
         self.postprocessor = Postprocessor(config.postprocess, config.max_size, config.box_variances,
-                                           self.options.score_threshold, self.options.top_k, network.rescorer)
+                                           self.options.score_threshold, self.options.top_k, network.rescorer,
+                                           _class_ids(self.options.classes, network.class_names))
 
     @classmethod
     def from_model(cls, model: Yolact, config: YolactConfig, class_names: Sequence[str] = COCO_CLASSES,
@@ -146,6 +147,17 @@ class Predictor:
         if isinstance(image, (str, Path)):
             return read_image(image)
         return as_bgr_uint8(image, name=f"image {index}")
+
+
+def _class_ids(names: Sequence[str] | None, class_names: Sequence[str]) -> list[int] | None:
+    """The indices of the classes named (``--classes``), each checked against the model's."""
+    if names is None:
+        return None
+    unknown = [name for name in names if name not in class_names]
+    if unknown:
+        shown = ", ".join(class_names[:12]) + (", ..." if len(class_names) > 12 else "")
+        raise ValueError(f"--classes {unknown[0]!r}: not a class of this model (its classes: {shown})")
+    return [class_names.index(name) for name in names]
 
 
 def load(weights: str | Path | Checkpoint, config: YolactConfig | str | None = None,

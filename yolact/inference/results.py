@@ -1,12 +1,22 @@
-"""Per-image prediction results and their COCO results-format records."""
+"""Per-image prediction results, and every form they are written in: COCO records (RLE or polygons), polygons
+with holes, YOLO-seg lines, labelme files, instance and semantic maps, supervision Detections, overlays."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from pycocotools import mask as mask_utils
+
+from yolact.errors import YolactError
+from yolact.inference.polygons import MaskPolygon, bridge_rings, mask_to_polygons
+
+SEGMENTATIONS = ("rle", "polygon")
+# labelme's file format version that these files follow (labelme 5 reads them).
+LABELME_VERSION = "5.5.0"
 
 
 @dataclass
@@ -38,10 +48,30 @@ class Prediction:
         head = f"{self.source or 'image'}: {len(self)} detections"
         return f"{head}: {', '.join(labels)}{more}" if labels else head
 
-    def to_coco(self, image_id: int) -> list[dict[str, Any]]:
-        """COCO results records: image_id, category_id, bbox [x, y, w, h], score, segmentation (compressed RLE,
-        counts as ASCII) and the extra contiguous class_index."""
-        rles = encode_masks(self.masks, self.mask_bounds_xyxy)
+    def bounds(self) -> np.ndarray:
+        """[N, 4] int64 boxes (ends exclusive) holding each mask's pixels."""
+        return self.mask_bounds_xyxy if self.mask_bounds_xyxy is not None else mask_bounds(self.masks)
+
+    def polygons(self, tolerance: float = 0.0) -> list[list[MaskPolygon]]:
+        """Per instance, one :class:`MaskPolygon` per connected part of its mask (outer ring and holes, in pixel
+        coordinates), largest first; exact (rasterised again, the same pixels) unless ``tolerance`` > 0
+        simplifies them to within that many pixels. An empty mask has none."""
+        return [mask_to_polygons(mask[y1:y2, x1:x2], tolerance, (x1, y1))
+                for mask, (x1, y1, x2, y2) in zip(self.masks, self.bounds().tolist(), strict=True)]
+
+    def to_coco(self, image_id: int, segmentation: str = "rle", tolerance: float = 0.0) -> list[dict[str, Any]]:
+        """COCO results records: image_id, category_id, bbox [x, y, w, h], score, segmentation and the extra
+        contiguous class_index.
+
+        ``segmentation="rle"`` (the default): compressed RLE, counts as ASCII, exact. ``"polygon"``: COCO's polygon
+        lists, one per part of the mask; COCO polygons cannot express holes, so a ring's hole comes back filled
+        (and pycocotools' ``loadRes`` reads only RLE results: evaluate with RLE)."""
+        if segmentation not in SEGMENTATIONS:
+            raise ValueError(f"--segmentation {segmentation!r}: choose one of {', '.join(SEGMENTATIONS)}")
+        if segmentation == "rle":
+            segmentations: list[Any] = encode_masks(self.masks, self.mask_bounds_xyxy)
+        else:
+            segmentations = [[_flat(part.exterior) for part in parts] for parts in self.polygons(tolerance)]
         records = []
         for i in range(len(self)):
             x1, y1, x2, y2 = (int(v) for v in self.boxes_xyxy[i])
@@ -52,12 +82,96 @@ class Prediction:
                     "class_index": int(self.class_ids[i]),
                     "bbox": [x1, y1, x2 - x1, y2 - y1],
                     "score": float(self.scores[i]),
-                    "segmentation": rles[i],
+                    "segmentation": segmentations[i],
                 }
             )
             if self.box_scores is not None:
                 records[-1]["box_score"] = float(self.box_scores[i])
         return records
+
+    def to_yolo(self, tolerance: float = 0.0) -> list[str]:
+        """YOLO-seg label lines, ``class x1 y1 x2 y2 ...`` normalised by the image size, one per instance with a
+        non-empty mask. One polygon per line: the parts of a mask are joined by zero-width bridges, and holes
+        cannot be written (a ring comes back filled)."""
+        height, width = self.image_size
+        scale = np.array([width, height], dtype=np.float64)
+        lines = []
+        for class_id, parts in zip(self.class_ids.tolist(), self.polygons(tolerance), strict=True):
+            if parts:
+                points = np.clip(bridge_rings([part.exterior for part in parts]) / scale, 0.0, 1.0)
+                lines.append(" ".join([str(class_id), *(f"{v:.6f}" for v in points.ravel())]))
+        return lines
+
+    def to_labelme(self, image_path: str | Path | None = None, relative_to: str | Path | None = None,
+                   tolerance: float = 0.0) -> dict[str, Any]:
+        """A labelme file's contents: one polygon shape per part of each mask, the parts of instance i sharing
+        ``group_id`` i (labelme2coco joins them again), labelled with the class name, the score in
+        ``description``; ``imagePath`` relative to ``relative_to`` (the folder the JSON goes in), no embedded
+        image. labelme polygons cannot have holes: a ring's hole comes back filled."""
+        image_path = image_path if image_path is not None else self.source
+        if image_path is None:
+            raise ValueError("to_labelme needs the image's path (the prediction was not made from a file)")
+        shown = os.path.relpath(image_path, relative_to) if relative_to is not None else Path(image_path).name
+        shapes = []
+        for i, parts in enumerate(self.polygons(tolerance)):
+            for part in parts:
+                shapes.append({"label": self.class_names[i], "points": part.exterior.tolist(), "group_id": i,
+                               "description": f"score {float(self.scores[i]):.4f}", "shape_type": "polygon",
+                               "flags": {}, "mask": None})
+        height, width = self.image_size
+        return {"version": LABELME_VERSION, "flags": {}, "shapes": shapes,
+                "imagePath": Path(shown).as_posix(), "imageData": None, "imageHeight": height, "imageWidth": width}
+
+    def instance_map(self) -> np.ndarray:
+        """[H, W] uint16: 0 for background, i + 1 where instance i (in score order) is; where masks overlap the
+        better-scoring instance is kept."""
+        return self._paint(np.arange(1, len(self) + 1))
+
+    def semantic_map(self) -> np.ndarray:
+        """[H, W] uint16: 0 for background, class index + 1 per pixel (the better-scoring instance where masks
+        overlap)."""
+        return self._paint(self.class_ids + 1)
+
+    def _paint(self, values: np.ndarray) -> np.ndarray:
+        out = np.zeros(self.image_size, dtype=np.uint16)
+        # Worst first, so that the best-scoring instance ends on top.
+        for i in reversed(range(len(self))):
+            x1, y1, x2, y2 = self.bounds()[i].tolist()
+            window = self.masks[i, y1:y2, x1:x2]
+            out[y1:y2, x1:x2][window] = values[i]
+        return out
+
+    def to_supervision(self) -> Any:
+        """A ``supervision.Detections`` (xyxy, mask, confidence, class_id, and ``data["class_name"]``); needs
+        ``pip install 'yolact[supervision]'``."""
+        try:
+            import supervision
+        except ImportError:
+            raise YolactError("to_supervision needs the supervision package: pip install 'yolact[supervision]'"
+                              ) from None
+        return supervision.Detections(xyxy=self.boxes_xyxy.astype(np.float32), mask=self.masks,
+                                      confidence=self.scores.astype(np.float32), class_id=self.class_ids,
+                                      data={"class_name": np.array(self.class_names, dtype=object)})
+
+    def plot(self, image_bgr: np.ndarray | None = None) -> np.ndarray:
+        """The overlay (masks, boxes, labels) on ``image_bgr``, or on the image file the prediction came from:
+        BGR uint8, as ``yolact predict --output`` writes it."""
+        from yolact.data.images import read_image
+        from yolact.inference.drawing import draw_instances
+
+        if image_bgr is None:
+            if self.source is None:
+                raise ValueError("plot needs the image (the prediction was not made from a file)")
+            image_bgr = read_image(self.source)
+        names = sorted({(int(c), n) for c, n in zip(self.class_ids.tolist(), self.class_names, strict=True)})
+        class_names = {c: n for c, n in names}
+        table = [class_names.get(i, str(i)) for i in range(max(class_names, default=-1) + 1)]
+        return draw_instances(image_bgr, self.boxes_xyxy, self.scores, self.class_ids, table, self.masks,
+                              mask_bounds_xyxy=self.mask_bounds_xyxy)
+
+
+def _flat(points: np.ndarray) -> list[float]:
+    return [float(v) for v in points.ravel()]
 
 
 def mask_bounds(masks: np.ndarray) -> np.ndarray:

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from yolact.data.images import list_images, read_image
 from yolact.errors import YolactError
 from yolact.inference.drawing import draw_instances
+from yolact.inference.forms import ImageForms
 from yolact.inference.predictor import Predictor
 from yolact.inference.results import Prediction
 from yolact.outputs import JsonListWriter, OutputError, WorkInterrupted, make_dir
@@ -125,6 +126,11 @@ def display_available() -> str | None:
     return None
 
 
+def frame_stem(index: int) -> str:
+    """The per-frame file name (without suffix) of frame ``index`` (from 1)."""
+    return f"frame_{index:06d}"
+
+
 def predict_video(
     predictor: Predictor,
     source: str | Path,
@@ -136,12 +142,19 @@ def predict_video(
     queue_size: int = 4,
     draw_in_writer: bool | None = None,
     streams: int | None = None,
+    forms: ImageForms | None = None,
+    segmentation: str = "rle",
 ) -> VideoSummary:
     """Segment every frame of ``source``; write the annotated video to ``output`` (same fps and size; .mp4 or
     .avi) and, with ``json_path``, one JSON list of per-frame COCO records (``image_id`` = frame index from 1).
     ``draw_in_writer`` picks the thread that draws overlays and encodes JSON records (default: the writer thread
     on a GPU, the caller's on the CPU; the outputs are the same). ``streams`` batches run at once, each in its own
-    thread with an equal share of torch's CPU threads (default: 2 on a CPU with at least 2 threads, else 1)."""
+    thread with an equal share of torch's CPU threads (default: 2 on a CPU with at least 2 threads, else 1).
+    ``forms`` writes each frame's per-image files as ``frame_000001.txt`` (.png), ... and ``segmentation`` is the
+    JSON's ("rle" or "polygon")."""
+    if forms is not None and forms.labelme is not None:
+        raise YolactError("--save-labelme applies to images: a labelme file points at its image file; save the "
+                          "frames as images first")
     if batch_size < 1:
         raise YolactError("--batch must be at least 1")
     # Streams share the predictor: an eager PyTorch network can run in several threads at once; an exported one
@@ -186,8 +199,10 @@ def predict_video(
     draw_here = predictor.device.type == "cpu" if draw_in_writer is None else not draw_in_writer
 
     def annotate(index: int, frame: np.ndarray, prediction: Prediction) -> np.ndarray | None:
+        if forms is not None:
+            forms.write(prediction, frame_stem(index))
         if results is not None:
-            results.extend(prediction.to_coco(index))
+            results.extend(prediction.to_coco(index, segmentation, forms.tolerance if forms is not None else 0.0))
         if output is None and not show:
             return None  # nothing shows the overlay: do not draw it
         return draw_instances(frame, prediction.boxes_xyxy, prediction.scores, prediction.class_ids,
