@@ -1,8 +1,12 @@
-"""PredictJob: where a prediction run's video goes, decided before anything is loaded."""
+"""PredictJob and its forms: where a prediction run's files go, decided before anything is loaded."""
 
 from pathlib import Path
 
+import pytest
+
+from yolact.inference.forms import ImageForms
 from yolact.inference.job import PredictJob
+from yolact.outputs import OutputError
 
 WEIGHTS = Path("w.pth")
 
@@ -25,3 +29,8 @@ def test_a_video_file_name_is_used_as_it_is_and_makes_frames_a_video() -> None:
 def test_show_alone_writes_nothing() -> None:
     job = PredictJob("0", WEIGHTS, show=True)
     assert job.is_video and job.video_file() is None
+
+
+def test_two_images_that_would_write_the_same_files_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(OutputError, match=r"a\.jpg and a\.png would write the same per-image files"):
+        ImageForms(txt=tmp_path / "txt").check([], ["a.jpg", "a.png"])

@@ -57,13 +57,13 @@ def resolve_sources(source: str | Path) -> list[Path]:
 
 def check_predict_outputs(source: str | Path, paths: Sequence[Path], output: Path | None, json_path: Path | None,
                           other_inputs: Sequence[Path | None] = (), video_output: Path | None = None,
-                          forms: ImageForms | None = None, stems: Sequence[str] = ()) -> None:
+                          forms: ImageForms | None = None) -> None:
     """Check every output of a prediction run before the model is loaded: writable, of the right kind, and
-    never one of the inputs (``source``, its images ``paths``, ``other_inputs`` such as the weights). ``stems``
-    name the per-image files of ``forms`` (the images', or video frames')."""
+    never one of the inputs (``source``, its images ``paths``, ``other_inputs`` such as the weights), the
+    per-image ``forms`` included."""
     inputs = [Path(source), *paths, *(p for p in other_inputs if p is not None)]
     if forms is not None:
-        forms.check(inputs, stems, taken=[None if video_output is not None else output])
+        forms.check(inputs, [p.name for p in paths], taken=[None if video_output is not None else output])
     if video_output is not None:
         check_output_file(video_output, "--output", inputs)
     elif output is not None:

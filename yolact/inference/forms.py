@@ -35,15 +35,17 @@ class ImageForms:
                  ("--save-masks", self.masks, ".png"), ("--save-masks-semantic", self.semantic, ".png"))
         return [(flag, folder, suffix) for flag, folder, suffix in forms if folder is not None]
 
-    def check(self, inputs: Sequence[Path], stems: Sequence[str], taken: Sequence[Path | None] = ()) -> None:
+    def check(self, inputs: Sequence[Path], names: Sequence[str], taken: Sequence[Path | None] = ()) -> None:
         """Before any work: each folder can be written, holds no input, is not another output's folder, and no two
-        images would write the same file."""
+        of the images ``names`` (file names) would write the same file."""
         seen: dict[str, str] = {}
-        for stem in stems:
+        for name in names:
+            stem = Path(name).stem
             if stem in seen:
-                raise OutputError(f"{seen[stem]} and {stem} would write the same per-image files ({stem}.txt, ...); "
+                raise OutputError(f"{seen[stem]} and {name} would write the same per-image files ({stem}.txt, ...); "
                                   "give the images different names")
-            seen[stem] = stem
+            seen[stem] = name
+        stems = list(seen)
         used = {Path(p).resolve(): "another output" for p in taken if p is not None}
         for flag, folder, suffix in self.folders():
             check_output_dir(folder, flag, inputs, planned_names=[f"{stem}{suffix}" for stem in stems])

@@ -86,7 +86,7 @@ def run_prediction(job: PredictJob) -> PredictReport:
         raise ValueError("--save-labelme applies to images: a labelme file points at its image file; save the "
                          "frames as images first")
     check_predict_outputs(job.source, paths, job.output, job.json, [job.weights, job.image_ids], video_file,
-                          forms, [p.stem for p in paths])
+                          forms)
     image_ids = None
     if not video:
         image_ids = read_image_ids(job.image_ids, paths) if job.image_ids else image_ids_for(paths)

@@ -163,10 +163,10 @@ class Prediction:
             if self.source is None:
                 raise ValueError("plot needs the image (the prediction was not made from a file)")
             image_bgr = read_image(self.source)
-        names = sorted({(int(c), n) for c, n in zip(self.class_ids.tolist(), self.class_names, strict=True)})
-        class_names = {c: n for c, n in names}
-        table = [class_names.get(i, str(i)) for i in range(max(class_names, default=-1) + 1)]
-        return draw_instances(image_bgr, self.boxes_xyxy, self.scores, self.class_ids, table, self.masks,
+        # draw_instances names class i by names[i]: the names of the classes present, at their indices.
+        present = dict(zip(self.class_ids.tolist(), self.class_names, strict=True))
+        names = [present.get(i, str(i)) for i in range(max(present, default=-1) + 1)]
+        return draw_instances(image_bgr, self.boxes_xyxy, self.scores, self.class_ids, names, self.masks,
                               mask_bounds_xyxy=self.mask_bounds_xyxy)
 
 
