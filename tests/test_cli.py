@@ -407,6 +407,15 @@ BAD_INPUT_CASES = [
     (["convert", "--from", "labelme", "ann.json", "--output", "c.json"], "no such labelme folder"),
     (["convert", "--from", "labelme", "--output", "c.json"], "takes the labelme folder"),
     (["convert", "--from", "labelme", "adir", "--output", "adir/x.json"], "inside the labelme folder"),
+    (["predict", "imgs", "--save-txt", "t", "--json", "t/a.txt"], "--save-txt writes that file too"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--errors", "e", "--save-metrics", "e/summary.json"],
+     "--errors writes that file too"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--errors", "e", "--json", "e/errors.json"],
+     "--errors writes that file too"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--errors", "imgs"], "input folder"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--errors", "afile"], "is a file, not a folder"),
+    (["eval", "--ann", "ann.json", "--images", "imgs", "--errors", "e", "--errors-min-score", "2"],
+     "between 0 and 1"),
 ]
 
 

@@ -135,6 +135,20 @@ def check_output_dir(path: str | Path, flag: str, inputs: Iterable[str | Path] =
     return path
 
 
+def check_files_apart(files: Sequence[tuple[str, str | Path | None]],
+                      folders: Sequence[tuple[str, str | Path, Sequence[str]]]) -> None:
+    """No output file (flag, path) is one that an output folder (flag, folder, the names it will write) writes:
+    two outputs on one file would leave only the last one written."""
+    for flag, path in files:
+        if path is None:
+            continue
+        resolved = Path(path).resolve()
+        for folder_flag, folder, names in folders:
+            if resolved.parent == Path(folder).resolve() and resolved.name in names:
+                raise OutputError(f"{flag} {path}: {folder_flag} writes that file too; give {flag} another name or "
+                                  "folder")
+
+
 def make_dir(path: Path) -> Path:
     """``mkdir -p`` whose failure is one line."""
     try:

@@ -83,3 +83,13 @@ def test_bridged_parts_fill_to_their_union() -> None:
     path = bridge_rings([part.exterior for part in mask_to_polygons(mask)])
     filled = mask_utils.decode(mask_utils.frPyObjects([path.ravel().tolist()], HEIGHT, WIDTH))[..., 0]
     assert iou(filled.astype(bool), mask) >= 0.98
+
+
+def test_contours_through_pixel_centres_would_lose_a_ring_of_pixels() -> None:
+    # Why the 2x tracing (the README's figure): OpenCV's own contour of a 4x3 rectangle, filled again, keeps half.
+    mask = np.zeros((HEIGHT, WIDTH), bool)
+    mask[5:8, 5:9] = True
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    centre_traced = type(mask_to_polygons(mask)[0])(contours[0][:, 0, :].astype(float) + 0.5)
+    assert iou(polygons_to_mask([centre_traced], HEIGHT, WIDTH), mask) == pytest.approx(0.5)
+    assert iou(polygons_to_mask(mask_to_polygons(mask), HEIGHT, WIDTH), mask) == 1.0

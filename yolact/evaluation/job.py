@@ -17,7 +17,7 @@ from yolact.evaluation.evaluator import EvalResult, evaluate_predictor
 from yolact.inference.options import InferenceOptions
 from yolact.inference.predictor import load
 from yolact.io import write_json
-from yolact.outputs import OutputError, check_output_dir, check_output_file
+from yolact.outputs import OutputError, check_files_apart, check_output_dir, check_output_file
 
 SUMMARY_FILE = "summary.json"
 # COCO's own protocol: every detection counts (AP integrates over the scores), at most 100 per image.
@@ -62,7 +62,9 @@ def run_evaluation(job: EvalJob) -> EvalReport:
     dataset = load_coco(job.annotations, job.images)
     if job.errors is not None:
         names = [Path(dataset.coco.imgs[i]["file_name"]).name for i in dataset.image_ids[: job.max_images]]
-        check_output_dir(job.errors, "--errors", inputs, planned_names=[*names, ERRORS_FILE, SUMMARY_FILE])
+        planned = [*names, ERRORS_FILE, SUMMARY_FILE]
+        check_output_dir(job.errors, "--errors", inputs, planned_names=planned)
+        check_files_apart([("--json", job.json), ("--save-metrics", job.metrics)], [("--errors", job.errors, planned)])
     predictor = load(job.weights, job.config, job.options)
     analysis = on_image = None
     if job.errors is not None:

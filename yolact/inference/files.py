@@ -63,7 +63,8 @@ def check_predict_outputs(source: str | Path, paths: Sequence[Path], output: Pat
     per-image ``forms`` included."""
     inputs = [Path(source), *paths, *(p for p in other_inputs if p is not None)]
     if forms is not None:
-        forms.check(inputs, [p.name for p in paths], taken=[None if video_output is not None else output])
+        forms.check(inputs, [p.name for p in paths], taken=[None if video_output is not None else output],
+                    files=[("--json", json_path), ("--output", video_output)])
     if video_output is not None:
         check_output_file(video_output, "--output", inputs)
     elif output is not None:

@@ -3,6 +3,7 @@ in the folder of each form, written atomically as each image finishes."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 
 from yolact.inference.results import Prediction
 from yolact.io import atomic_write
-from yolact.outputs import OutputError, check_output_dir, make_dir, os_error_line
+from yolact.outputs import OutputError, check_files_apart, check_output_dir, make_dir, os_error_line
 
 
 @dataclass(frozen=True)
@@ -35,9 +36,11 @@ class ImageForms:
                  ("--save-masks", self.masks, ".png"), ("--save-masks-semantic", self.semantic, ".png"))
         return [(flag, folder, suffix) for flag, folder, suffix in forms if folder is not None]
 
-    def check(self, inputs: Sequence[Path], names: Sequence[str], taken: Sequence[Path | None] = ()) -> None:
-        """Before any work: each folder can be written, holds no input, is not another output's folder, and no two
-        of the images ``names`` (file names) would write the same file."""
+    def check(self, inputs: Sequence[Path], names: Sequence[str], taken: Sequence[Path | None] = (),
+              files: Sequence[tuple[str, Path | None]] = ()) -> None:
+        """Before any work: each folder can be written, holds no input, is not another output's folder (``taken``)
+        and none of the other output ``files`` (flag, path) is among its files, and no two of the images ``names``
+        (file names) would write the same file."""
         seen: dict[str, str] = {}
         for name in names:
             stem = Path(name).stem
@@ -53,6 +56,8 @@ class ImageForms:
             if resolved in used:
                 raise OutputError(f"{flag} {folder}: is also {used[resolved]}'s folder; give each form its own folder")
             used[resolved] = flag
+        check_files_apart(files, [(flag, folder, [f"{stem}{suffix}" for stem in stems])
+                                  for flag, folder, suffix in self.folders()])
 
     def write(self, prediction: Prediction, stem: str, image_path: Path | None = None) -> None:
         """Every form of one image; ``image_path`` is what labelme files point at."""
@@ -63,8 +68,6 @@ class ImageForms:
                 lines = prediction.to_yolo(self.tolerance)
                 data = "".join(line + "\n" for line in lines).encode()
             elif flag == "--save-labelme":
-                import json
-
                 record = prediction.to_labelme(image_path, relative_to=folder, tolerance=self.tolerance)
                 data = json.dumps(record, indent=2).encode()
             else:

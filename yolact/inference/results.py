@@ -134,9 +134,10 @@ class Prediction:
 
     def _paint(self, values: np.ndarray) -> np.ndarray:
         out = np.zeros(self.image_size, dtype=np.uint16)
+        bounds = self.bounds().tolist()
         # Worst first, so that the best-scoring instance ends on top.
         for i in reversed(range(len(self))):
-            x1, y1, x2, y2 = self.bounds()[i].tolist()
+            x1, y1, x2, y2 = bounds[i]
             window = self.masks[i, y1:y2, x1:x2]
             out[y1:y2, x1:x2][window] = values[i]
         return out
