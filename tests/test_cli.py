@@ -143,7 +143,7 @@ def test_help_through_the_module_entry_point(module: str) -> None:
 def test_help_imports_no_torch() -> None:
     # `yolact --help` parses and prints without the heavy imports, so that it answers at once.
     code = ("import sys\nfrom yolact.cli import main\n"
-            "for command in ([], ['predict'], ['train'], ['eval'], ['export'], ['benchmark']):\n"
+            "for command in ([], ['predict'], ['train'], ['eval'], ['export'], ['benchmark'], ['serve'], ['view']):\n"
             "    assert main([*command, '--help']) == 0\n"
             "heavy = sorted(m for m in ('torch', 'torchvision', 'cv2', 'numpy', 'pycocotools') if m in sys.modules)\n"
             "print('heavy:', heavy)")
@@ -416,6 +416,21 @@ BAD_INPUT_CASES = [
     (["eval", "--ann", "ann.json", "--images", "imgs", "--errors", "afile"], "is a file, not a folder"),
     (["eval", "--ann", "ann.json", "--images", "imgs", "--errors", "e", "--errors-min-score", "2"],
      "between 0 and 1"),
+    # serve and view
+    (["serve", "--port", "70000"], "out of range"),
+    (["serve", "--max-batch", "0"], "at least 1"),
+    (["serve", "--max-wait-ms", "-1"], "out of range"),
+    (["serve", "--max-upload-mb", "0"], "at least"),
+    (["serve", "--host", "203.0.113.9", "--port", "0"], "cannot listen on 203.0.113.9:0"),
+    (["serve", "--config", "nope"], "invalid choice"),
+    (["view", "nope.json", "--images", "imgs"], "no such file"),
+    (["view", "afile", "--images", "imgs"], "not a JSON file"),
+    (["view", "adir", "--images", "imgs"], "a folder; give a JSON file"),
+    (["view", "ann.json", "--images", "nope"], "no such folder"),
+    (["view", "ann.json", "--images", "imgs", "--ann", "afile"], "not a JSON file"),
+    (["view", "ann.json", "--images", "imgs", "--compare", "link.json"], "not a JSON file"),
+    (["view", "ann.json", "--images", "adir"], "no image files found"),
+    (["view", "ann.json", "--images", "imgs", "--port", "-1"], "out of range"),
 ]
 
 
@@ -465,7 +480,8 @@ def _hash_tree(folder: Path) -> dict[str, str]:
 def test_bad_input_is_one_line_exit_2_and_touches_no_input(args: list[str], needle: str, bad_input_folder: Path,
                                                           capfd: pytest.CaptureFixture[str]) -> None:
     # The weights for the commands that need them; train starts from scratch unless the case says otherwise.
-    weights = [] if args[0] in ("synthetic", "convert", "train") or "--weights" in args else ["--weights", "w.pth"]
+    unweighted = args[0] in ("synthetic", "convert", "train", "view") or "--weights" in args
+    weights = [] if unweighted else ["--weights", "w.pth"]
     if args[0] == "train" and "--device" not in args:  # bounded, should a case not fail as it must
         args = [*args, "--device", "cpu", "--workers", "0", "--quiet", "--checkpoint-every", "1"]
         args += [] if "--iterations" in args or "--epochs" in args else ["--iterations", "1"]

@@ -367,6 +367,75 @@ def _add_export_parser(sub: argparse._SubParsersAction) -> None:
 
 
 
+EXAMPLES_SERVE = """examples:
+  yolact serve --weights yolact_base_54_800000.pth                      # http://127.0.0.1:8000/ (docs: /docs)
+  yolact serve --weights model.onnx --backend onnxruntime --max-batch 4 --port 9000
+  curl -s --data-binary @photo.jpg -H 'Content-Type: image/jpeg' 'http://127.0.0.1:8000/v1/predict?score_threshold=0.3'
+  curl -s -F image=@photo.jpg 'http://127.0.0.1:8000/v1/predict?format=coco'    # the records predict --json writes
+  curl -s --data-binary @photo.jpg http://127.0.0.1:8000/v1/predict/overlay -o overlay.png
+
+concurrent requests are run together (up to --max-batch images, waiting at most --max-wait-ms for more) by one
+inference thread; --max-batch 1 runs one request at a time. Listens on 127.0.0.1 unless --host says otherwise."""
+
+EXAMPLES_VIEW = """examples:
+  yolact predict images/ --weights W.pth --json dets.json && yolact view dets.json --images images/
+  yolact view dets.json --images val2017/ --ann instances_val2017.json          # ground truth beside or over
+  yolact view new.json --images val/ --compare old.json --ann val.json          # two result files side by side
+
+open the printed address in a browser; images are served only from --images, by index."""
+
+
+def _add_serve_args(parser: argparse.ArgumentParser, port: int) -> None:
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: every interface)")
+    parser.add_argument("--port", type=_number(int, 0, 65535, what="a port"), default=port,
+                        help=f"port (default: {port}; 0: any free port)")
+
+
+def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
+    serve = sub.add_parser("serve", help="serve a model over HTTP (FastAPI), with dynamic batching",
+                           description="Serve a model over HTTP: POST /v1/predict (JSON), /v1/predict/overlay (PNG), "
+                           "GET /v1/health, /v1/info, the viewer at / and the API docs at /docs. Needs pip install "
+                           "'yolact[serve]'.", epilog=EXAMPLES_SERVE,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_model_args(serve)
+    serve.add_argument("--backend", choices=BACKENDS, default="pytorch",
+                       help="pytorch (default) runs a .pth checkpoint; onnxruntime and openvino a file written by "
+                       "`yolact export`")
+    _add_device_arg(serve)
+    serve.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="as predict")
+    serve.add_argument("--score-threshold", type=PROBABILITY, default=0.15,
+                       help="default for requests that give none (0.15)")
+    serve.add_argument("--top-k", type=POSITIVE_INT, default=100, help="default for requests that give none (100)")
+    _add_serve_args(serve, 8000)
+    serve.add_argument("--max-batch", type=POSITIVE_INT, default=8, metavar="N",
+                       help="at most N images per network call (default: 8; 1: no batching)")
+    serve.add_argument("--max-wait-ms", type=_number(float, 0.0, 10_000, what="milliseconds"), default=10.0,
+                       metavar="MS", help="how long a request waits for others to batch with (default: 10)")
+    serve.add_argument("--max-pixels", type=POSITIVE_INT, default=40_000_000, metavar="N",
+                       help="refuse images with more pixels (default: 40000000)")
+    serve.add_argument("--max-upload-mb", type=POSITIVE_FLOAT, default=50.0, metavar="MB",
+                       help="refuse bodies larger than this (default: 50)")
+    serve.add_argument("--workers", type=POSITIVE_INT, default=2, metavar="N",
+                       help="threads decoding uploads and encoding responses, beside the one inference thread "
+                       "(default: 2)")
+    serve.set_defaults(func=run_serve)
+
+
+def _add_view_parser(sub: argparse._SubParsersAction) -> None:
+    view = sub.add_parser("view", help="browse detections over their images in a web browser",
+                          description="Serve a page that draws COCO results over their images (masks, boxes, "
+                          "labels, score slider, class filter, top-k), with ground truth and a second results "
+                          "file beside them. Needs pip install 'yolact[serve]'.", epilog=EXAMPLES_VIEW,
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    view.add_argument("results", type=Path, help="a COCO results file (yolact predict --json, yolact eval --json)")
+    view.add_argument("--images", type=Path, required=True, metavar="DIR", help="the folder of the images")
+    view.add_argument("--ann", type=Path, metavar="GT", help="a COCO annotation file: ground truth and image ids")
+    view.add_argument("--compare", type=Path, metavar="OTHER", help="a second results file, shown beside")
+    _add_serve_args(view, 8080)
+    view.set_defaults(func=run_view)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="yolact", description="YOLACT real-time instance segmentation.",
                            epilog="YOLACT_DEBUG=1 shows the traceback behind an error (for bug reports).")
@@ -378,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synthetic_parser(sub)
     _add_benchmark_parser(sub)
     _add_export_parser(sub)
+    _add_serve_parser(sub)
+    _add_view_parser(sub)
     return parser
 
 
@@ -502,6 +573,25 @@ def run_export(args: argparse.Namespace) -> int:
 
     print(export_checkpoint(ExportJob(args.output, args.weights, args.config, args.format, args.int8, args.calibration,
                            args.calibration_images, args.random_init, args.seed)))
+    return 0
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from yolact.serve.options import ServeJob, ServeOptions
+    from yolact.serve.server import serve_model
+
+    options = _inference_options(args, backend=args.backend, precision=args.precision)
+    serve = ServeOptions(args.host, args.port, args.max_batch, args.max_wait_ms, args.max_pixels,
+                         int(args.max_upload_mb * 2**20), args.workers)
+    serve_model(ServeJob(args.weights, args.config, options, serve))
+    return 0
+
+
+def run_view(args: argparse.Namespace) -> int:
+    from yolact.serve.options import ServeOptions, ViewJob
+    from yolact.serve.server import view_results
+
+    view_results(ViewJob(args.results, args.images, args.ann, args.compare, ServeOptions(args.host, args.port)))
     return 0
 
 
