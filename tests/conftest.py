@@ -68,3 +68,22 @@ def resnet50_onnx(resnet50_checkpoint: Path, tmp_path_factory: pytest.TempPathFa
     path = tmp_path_factory.mktemp("onnx") / "resnet50.onnx"
     export_checkpoint(ExportJob(path, resnet50_checkpoint, format="onnx"))
     return path
+
+
+# The classes of ``small_checkpoint``.
+SMALL_CLASSES = ("circle", "square", "triangle")
+
+
+@pytest.fixture(scope="session")
+def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random yolact_resnet18 at 128 px with three classes, in our checkpoint format (the serving tests')."""
+    import dataclasses
+
+    import yolact
+    from yolact.checkpoint import save_checkpoint
+
+    torch.manual_seed(0)
+    config = dataclasses.replace(yolact.get_config("yolact_resnet18"), max_size=128, num_classes=len(SMALL_CLASSES))
+    model = yolact.build_yolact(config)
+    path = tmp_path_factory.mktemp("serve") / "small.pth"
+    return save_checkpoint(path, model.state_dict(), config, SMALL_CLASSES, [1, 2, 3])

@@ -17,7 +17,8 @@ import cv2
 import httpx
 import numpy as np
 import pytest
-from conftest import SMALL_CLASSES, running
+from conftest import SMALL_CLASSES
+from serving import running
 
 from yolact.inference.job import PredictJob, run_prediction
 from yolact.inference.options import InferenceOptions
@@ -217,3 +218,34 @@ def test_sigterm_answers_the_requests_in_flight_then_exits(small_checkpoint: Pat
     finally:
         server.kill()
         server.wait()
+
+
+@pytest.mark.slow
+def test_an_exported_onnx_model_is_served_with_the_vectors_detections(resnet50_onnx: Path, shared_dir: Path,
+                                                                      tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    vector = shared_dir / "spec" / "vectors" / "yolact_resnet50_seed0"  # the checkpoint resnet50_onnx comes from
+    predictor = load(resnet50_onnx, options=InferenceOptions(backend="onnxruntime", score_threshold=0.0))
+    batcher = DynamicBatcher(predictor, max_batch=4, max_wait_s=2.0)
+    image = (vector / "image.png").read_bytes()
+    params = {"score_threshold": 0, "top_k": 100, "format": "coco"}
+    with running(create_app(batcher)) as url:
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            answers = list(pool.map(lambda _: httpx.post(f"{url}/v1/predict", params=params, content=image,
+                                                         timeout=TIMEOUT), range(3)))
+        info = httpx.get(f"{url}/v1/info").json()
+    assert info["backend"] == "onnxruntime" and batcher.stats.largest_batch > 1
+    for n, answer in enumerate(answers):
+        assert answer.status_code == 200, answer.text
+        compare(shared_dir, vector / "expected.json", answer.json(), tmp_path, f"onnx{n}")
+
+
+def test_a_client_that_leaves_mid_upload_leaves_the_server_answering(small_checkpoint: Path) -> None:
+    app, batcher = small_app(small_checkpoint)
+    with running(app) as url, httpx.Client(base_url=url, timeout=TIMEOUT) as client:
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=30) as sock:
+                sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: image/png\r\n"
+                             b"Content-Length: 100000\r\n\r\n" + png_bytes()[:500])
+        assert client.post("/v1/predict", content=png_bytes()).status_code == 200
+    assert batcher.stats.images == 1

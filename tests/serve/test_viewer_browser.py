@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import running
 from pycocotools import mask as mask_utils
+from serving import running
 
 from yolact.serve.app import create_app
 from yolact.serve.gallery import open_gallery

@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from yolact import __version__
 from yolact.inference.drawing import draw_instances
@@ -234,12 +235,15 @@ async def _read_image_body(request: Request, limit: int) -> tuple[bytes, str | N
         raise BadRequest(413, f"the upload is {int(declared) / 2**20:.1f} MB, over this server's limit of "
                               f"{limit / 2**20:.1f} MB: send a smaller file")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, f"the upload is over this server's limit of {limit / 2**20:.1f} MB: send a "
-                                  "smaller file")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(413, f"the upload is over this server's limit of {limit / 2**20:.1f} MB: send a "
+                                      "smaller file")
+            chunks.append(chunk)
+    except ClientDisconnect:  # left mid-upload: nothing was queued, and nobody reads the answer
+        raise BadRequest(400, "the client disconnected during the upload") from None
     body = b"".join(chunks)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         return body, None

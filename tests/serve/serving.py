@@ -1,13 +1,11 @@
-"""Servers for the serving tests: the application on uvicorn in a thread, on a free 127.0.0.1 port."""
+"""The serving tests' server: the application on uvicorn in a thread, on a free 127.0.0.1 port."""
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -16,11 +14,7 @@ pytest.importorskip("fastapi", reason="pip install 'yolact[serve]'")
 import uvicorn
 from fastapi import FastAPI
 
-import yolact
-from yolact.checkpoint import save_checkpoint
 from yolact.serve.server import listening_socket
-
-SMALL_CLASSES = ("circle", "square", "triangle")
 
 
 @contextlib.contextmanager
@@ -44,13 +38,3 @@ def running(app: FastAPI) -> Iterator[str]:
         sock.close()
 
 
-@pytest.fixture(scope="session")
-def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random yolact_resnet18 at 128 px with three classes, in our checkpoint format."""
-    import torch
-
-    torch.manual_seed(0)
-    config = dataclasses.replace(yolact.get_config("yolact_resnet18"), max_size=128, num_classes=len(SMALL_CLASSES))
-    model = yolact.build_yolact(config)
-    path = tmp_path_factory.mktemp("serve") / "small.pth"
-    return save_checkpoint(path, model.state_dict(), config, SMALL_CLASSES, [1, 2, 3])
