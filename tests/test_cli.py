@@ -431,6 +431,15 @@ BAD_INPUT_CASES = [
     (["view", "ann.json", "--images", "imgs", "--compare", "link.json"], "not a JSON file"),
     (["view", "ann.json", "--images", "adir"], "no image files found"),
     (["view", "ann.json", "--images", "imgs", "--port", "-1"], "out of range"),
+    # shards
+    (["predict", "imgs", "--shard", "3/2"], "0 <= I < N"),
+    (["predict", "imgs", "--shard", "one"], "give I/N"),
+    (["predict", "imgs", "--shard", "1/2"], "give --json FILE"),
+    (["predict", "clip.mp4", "--shard", "0/2", "--json", "d.jsonl"], "apply to folders of images"),
+    (["merge-results", "afile", "--output", "o.json"], "cut short"),
+    (["merge-results", "nope.jsonl", "--output", "o.json"], "no such shard file"),
+    (["merge-results", "ann.json", "--output", "ann.json"], "is an input"),
+    (["merge-results", "ann.json", "--output", "o.json"], "not a shard line"),
 ]
 
 
@@ -480,7 +489,7 @@ def _hash_tree(folder: Path) -> dict[str, str]:
 def test_bad_input_is_one_line_exit_2_and_touches_no_input(args: list[str], needle: str, bad_input_folder: Path,
                                                           capfd: pytest.CaptureFixture[str]) -> None:
     # The weights for the commands that need them; train starts from scratch unless the case says otherwise.
-    unweighted = args[0] in ("synthetic", "convert", "train", "view") or "--weights" in args
+    unweighted = args[0] in ("synthetic", "convert", "train", "view", "merge-results") or "--weights" in args
     weights = [] if unweighted else ["--weights", "w.pth"]
     if args[0] == "train" and "--device" not in args:  # bounded, should a case not fail as it must
         args = [*args, "--device", "cpu", "--workers", "0", "--quiet", "--checkpoint-every", "1"]
@@ -726,3 +735,18 @@ def test_eval_errors_writes_overlays_and_counts_that_add_up(capsys: pytest.Captu
     assert judged == sum(1 for r in json.loads(dets.read_text()) if r["score"] >= 0.05)
     for image in data["images"]:
         assert (errors / image["file_name"]).is_file()
+
+
+def test_merge_results_writes_one_list_in_shard_order(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def line(image_id: int, scores: list[float]) -> str:
+        records = [{"image_id": image_id, "category_id": 1, "bbox": [0, 0, 1, 1], "score": s} for s in scores]
+        return json.dumps({"image_id": image_id, "file_name": f"{image_id}.jpg", "records": records}) + "\n"
+
+    (tmp_path / "d.shard-0001-of-0002.jsonl").write_text(line(3, [0.5]) + line(4, []))
+    (tmp_path / "d.shard-0000-of-0002.jsonl").write_text(line(1, [0.9, 0.2]) + line(2, [0.7]))
+    code, out, err = run(capsys, ["merge-results", *map(str, sorted(tmp_path.glob("*.jsonl"), reverse=True)),
+                                  "--output", str(tmp_path / "all.json")])
+    assert code == 0, err
+    assert "4 detections of 4 image(s) from 2 shard file(s)" in out
+    merged = json.loads((tmp_path / "all.json").read_text())
+    assert [(r["image_id"], r["score"]) for r in merged] == [(1, 0.9), (1, 0.2), (2, 0.7), (3, 0.5)]

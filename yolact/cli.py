@@ -106,6 +106,15 @@ def _number(kind: type, low: float | None = None, high: float | None = None, wha
     return parse
 
 
+def _shard(text: str) -> Any:
+    from yolact.inference.shards import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None
+
+
 def _names(text: str) -> tuple[str, ...]:
     """``person,car`` -> ("person", "car"); names may hold spaces (``traffic light``)."""
     names = tuple(name.strip() for name in text.split(",") if name.strip())
@@ -201,6 +210,13 @@ def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--backend", choices=BACKENDS, default="pytorch",
                          help="pytorch (default) runs a .pth checkpoint; onnxruntime runs a model.onnx and openvino a "
                          "model.xml (or .onnx) written by `yolact export` (CPU)")
+    scale = predict.add_argument_group("very large folders: shards that continue where they stopped")
+    scale.add_argument("--shard", type=_shard, metavar="I/N",
+                       help="predict shard I (from 0) of N: a disjoint block of the sorted images; detections go to "
+                       "<json stem>.shard-000I-of-000N.jsonl, a line per image as it finishes (default under torchrun: "
+                       "RANK/WORLD_SIZE); then yolact merge-results")
+    scale.add_argument("--resume", action="store_true",
+                       help="continue the shard file of an interrupted run, skipping the images it holds")
     predict.add_argument("--quiet", action="store_true", help="no progress bar or per-image lines")
     predict.set_defaults(func=run_predict)
 
@@ -436,6 +452,17 @@ def _add_view_parser(sub: argparse._SubParsersAction) -> None:
     view.set_defaults(func=run_view)
 
 
+def _add_merge_parser(sub: argparse._SubParsersAction) -> None:
+    merge = sub.add_parser("merge-results", help="merge the shard files of predict --shard into one COCO results file",
+                           description="One COCO results list from the JSON-lines files `yolact predict --shard` "
+                           "writes, in shard order: the records one process would have written.",
+                           epilog="example:\n  yolact merge-results out/detections.shard-*.jsonl --output all.json",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    merge.add_argument("shards", type=Path, nargs="+", metavar="SHARD", help="the shard files")
+    merge.add_argument("--output", type=Path, required=True, metavar="FILE", help="the COCO results file to write")
+    merge.set_defaults(func=run_merge)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="yolact", description="YOLACT real-time instance segmentation.",
                            epilog="YOLACT_DEBUG=1 shows the traceback behind an error (for bug reports).")
@@ -449,6 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export_parser(sub)
     _add_serve_parser(sub)
     _add_view_parser(sub)
+    _add_merge_parser(sub)
     return parser
 
 
@@ -468,9 +496,12 @@ def run_predict(args: argparse.Namespace) -> int:
                                  cuda_graph=False if args.no_cuda_graph else None)
     forms = ImageForms(args.save_txt, args.save_labelme, args.save_masks, args.save_masks_semantic,
                        args.polygon_tolerance)
+    from yolact.inference.shards import Shard
+
+    shard = args.shard or Shard.from_environment()
     report = run_prediction(PredictJob(args.source, args.weights, args.config, options, args.output, args.json,
                                        args.image_ids, args.segmentation, forms, args.batch, args.streams, args.show,
-                                       not args.quiet))
+                                       not args.quiet, shard, args.resume))
     for line in [*report.lines, report.summary]:
         print(line)
     return 0 if report.ok else 1
@@ -584,6 +615,15 @@ def run_serve(args: argparse.Namespace) -> int:
     serve = ServeOptions(args.host, args.port, args.max_batch, args.max_wait_ms, args.max_pixels,
                          int(args.max_upload_mb * 2**20), args.workers)
     serve_model(ServeJob(args.weights, args.config, options, serve))
+    return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+    from yolact.inference.shards import merge_results
+
+    report = merge_results(args.shards, args.output)
+    print(f"{report.records} detections of {report.images} image(s) from {report.files} shard file(s) in "
+          f"{args.output}")
     return 0
 
 

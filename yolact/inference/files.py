@@ -19,6 +19,7 @@ from yolact.inference.drawing import draw_instances
 from yolact.inference.forms import ImageForms
 from yolact.inference.predictor import Predictor
 from yolact.inference.results import Prediction
+from yolact.inference.shards import ShardWriter
 from yolact.io import atomic_write
 from yolact.outputs import (
     JsonListWriter,
@@ -37,6 +38,7 @@ class PredictSummary:
     skipped: list[str] = field(default_factory=list)  # one message per image that could not be read
     num_detections: int = 0
     image_id_rule: str = ""
+    resumed: int = 0  # images a --resume found done
 
 
 def resolve_sources(source: str | Path) -> list[Path]:
@@ -102,6 +104,7 @@ def predict_files(
     keep_predictions: bool = True,
     forms: ImageForms | None = None,
     segmentation: str = "rle",
+    shard_writer: ShardWriter | None = None,
 ) -> PredictSummary:
     """Run ``predictor`` on every path; write overlays to ``output_dir`` (same file names), the per-image
     ``forms`` (YOLO-seg, labelme, mask PNGs) and detections to ``json_path`` as one COCO results list, with
@@ -109,7 +112,8 @@ def predict_files(
     a failed write keeps every image before it. Unreadable images are reported through ``report`` and skipped.
 
     ``image_ids`` (default :func:`image_ids_for` ``(paths)``) gives each image's COCO id. ``keep_predictions``
-    False keeps no masks in memory (the summary then counts only).
+    False keeps no masks in memory (the summary then counts only). ``shard_writer`` gets each image's records as
+    one line (``--shard``); the images it already holds (``--resume``) are skipped.
     """
     summary = PredictSummary()
     ids = image_ids if image_ids is not None else image_ids_for(paths)
@@ -121,6 +125,9 @@ def predict_files(
     bar = tqdm(paths, desc="predict", unit="img", disable=not progress or len(paths) < 2)
     try:
         for path, image_id in zip(bar, ids.ids, strict=True):
+            if shard_writer is not None and path.name in shard_writer.done:
+                summary.resumed += 1
+                continue
             try:
                 image = read_image(path)
             except ImageReadError as exc:
@@ -139,14 +146,20 @@ def predict_files(
                 write_overlay(output_dir / path.name, overlay)
             if forms is not None:
                 forms.write(prediction, path.stem, path)
-            if results is not None:  # last: an image in the results file has all its outputs
+            if results is not None or shard_writer is not None:  # last: an image in the results has all its outputs
                 tolerance = forms.tolerance if forms is not None else 0.0
-                results.extend(prediction.to_coco(image_id, segmentation, tolerance))
+                records = prediction.to_coco(image_id, segmentation, tolerance)
+                if results is not None:
+                    results.extend(records)
+                if shard_writer is not None:
+                    shard_writer.add(image_id, path.name, records)
             done += 1
     except KeyboardInterrupt:
         saved = [f"detections of {results.saved_description()} in {json_path}"] if results is not None else []
         if output_dir is not None:
             saved.append(f"{done} overlay(s) in {output_dir}")
+        if shard_writer is not None:
+            saved.append(f"{done} image(s) in {shard_writer.path} (run again with --resume to continue)")
         raise WorkInterrupted(f"after {done} of {len(paths)} image(s)"
                                  + (f"; saved: {', '.join(saved)}" if saved else "")) from None
     finally:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from yolact.config import YolactConfig
 from yolact.inference.files import (
+    ImageIds,
     check_predict_outputs,
     image_ids_for,
     predict_files,
@@ -18,6 +19,7 @@ from yolact.inference.forms import ImageForms
 from yolact.inference.options import InferenceOptions
 from yolact.inference.predictor import load
 from yolact.inference.results import SEGMENTATIONS
+from yolact.inference.shards import Shard, ShardWriter
 from yolact.inference.video import VIDEO_SUFFIXES, is_video_source, predict_video
 
 
@@ -27,7 +29,9 @@ class PredictJob:
     folder of overlays, or for video the annotated video (a folder gets ``<name>.mp4``; a folder of images with a
     video file name here is read as frames); ``json`` the COCO results list; ``image_ids`` a COCO annotation
     file to take the JSON's image ids from, ``segmentation`` its masks' form ("rle" or "polygon"). ``forms``: the
-    per-image files (YOLO-seg, labelme, mask PNGs). ``batch``, ``streams`` and ``show`` apply to video."""
+    per-image files (YOLO-seg, labelme, mask PNGs). ``batch``, ``streams`` and ``show`` apply to video.
+    ``shard``: this process's block of the sorted images, its detections written as JSON lines to
+    :meth:`shard_file`; ``resume`` continues that file, skipping the images it holds."""
 
     source: str | Path
     weights: Path
@@ -42,6 +46,8 @@ class PredictJob:
     streams: int | None = None
     show: bool = False
     progress: bool = True
+    shard: Shard | None = None
+    resume: bool = False
 
     @property
     def is_video(self) -> bool:
@@ -59,6 +65,19 @@ class PredictJob:
             return self.output
         name = f"camera{self.source}" if str(self.source).isdigit() else Path(self.source).stem
         return self.output / f"{name}.mp4"
+
+
+    def shard_file(self) -> Path | None:
+        """Where a sharded run's JSON lines go: beside ``json`` with the shard in the name, else in ``output``."""
+        if self.shard is None and not self.resume:
+            return None
+        shard = self.shard or Shard(0, 1)
+        if self.json is not None:
+            return shard.file_for(self.json)
+        if self.output is not None:
+            return shard.file_for(self.output / "detections.jsonl")
+        raise ValueError("--shard and --resume write detections.shard-I-of-N.jsonl: give --json FILE (its folder "
+                         "and name) or --output DIR")
 
 
 @dataclass
@@ -85,11 +104,23 @@ def run_prediction(job: PredictJob) -> PredictReport:
     if forms is not None and forms.labelme is not None and video:
         raise ValueError("--save-labelme applies to images: a labelme file points at its image file; save the "
                          "frames as images first")
-    check_predict_outputs(job.source, paths, job.output, job.json, [job.weights, job.image_ids], video_file,
-                          forms)
+    shard_file = job.shard_file()
+    if shard_file is not None and video:
+        raise ValueError("--shard and --resume apply to folders of images; a video runs in one process")
+    if shard_file is not None and shard_file.exists() and not job.resume:
+        raise ValueError(f"{shard_file}: exists; add --resume to continue it, or remove it to start again")
+    check_predict_outputs(job.source, paths, job.output, shard_file or job.json, [job.weights, job.image_ids],
+                          video_file, forms)
     image_ids = None
     if not video:
         image_ids = read_image_ids(job.image_ids, paths) if job.image_ids else image_ids_for(paths)
+    writer = None
+    if shard_file is not None:
+        # Ids come from the whole listing, so that every shard numbers its images as one process would.
+        shard = job.shard or Shard(0, 1)
+        paths = shard.select(paths)
+        image_ids = ImageIds(shard.select(image_ids.ids), image_ids.rule)  # type: ignore[union-attr]
+        writer = ShardWriter(shard_file, job.resume)
     predictor = load(job.weights, job.config, job.options)
     if video:
         result = predict_video(predictor, str(job.source), video_file, job.json, batch_size=job.batch,
@@ -98,13 +129,20 @@ def run_prediction(job: PredictJob) -> PredictReport:
         return PredictReport(f"{result.frames} frame(s), {result.detections} detections on {predictor.device} at "
                              f"{result.fps:.1f} fps" + (f"; video in {video_file}" if video_file else "")
                              + (f"; detections in {job.json}" if job.json else ""))
-    summary = predict_files(predictor, paths, job.output, job.json, progress=job.progress, image_ids=image_ids,
-                            keep_predictions=len(paths) == 1, forms=forms, segmentation=job.segmentation)
+    try:
+        summary = predict_files(predictor, paths, job.output, None if writer else job.json,
+                                progress=job.progress, image_ids=image_ids, keep_predictions=len(paths) == 1,
+                                forms=forms, segmentation=job.segmentation, shard_writer=writer)
+    finally:
+        if writer is not None:
+            writer.close()
     done = len(paths) - len(summary.skipped)
     line = (f"{done} image(s), {summary.num_detections} detections on {predictor.device}"
             + (f"; skipped {len(summary.skipped)} unreadable image(s)" if summary.skipped else "")
             + (f"; overlays in {job.output}" if job.output else "")
             + "".join(f"; {flag[7:]} in {folder}" for flag, folder, _ in (forms.folders() if forms else []))
-            + (f"; detections in {job.json} ({summary.image_id_rule})" if job.json else ""))
+            + (f"; detections in {job.json} ({summary.image_id_rule})" if job.json and not writer else "")
+            + (f"; {summary.resumed} already done" if summary.resumed else "")
+            + (f"; detections in {shard_file} ({summary.image_id_rule})" if writer else ""))
     lines = [prediction.describe() for prediction in summary.predictions] if job.progress else []
     return PredictReport(line, lines, ok=done > 0)
