@@ -9,6 +9,8 @@ Without --weights the model is yolact_resnet50 with random weights (seed 0) whos
 scores clear the threshold (see predict_latency.py): post-processing then works on a full set of detections, as
 with trained weights. The server runs as its own process (`python -m yolact serve`), the clients as threads here;
 on a 2-core machine they share the cores with it. Every client is bounded by the deadline and --max-requests.
+The network alone is also timed per image at batch 1 and batch 4, to show what batching gains or costs on this
+device before any HTTP.
 A script that prints figures, not a test.
 """
 
@@ -86,6 +88,23 @@ def load(url: str, bodies: list[bytes], clients: int, seconds: float, max_reques
     return len(latencies), latencies, sum(e for _, e in results), wall
 
 
+def network_ms_per_image(predictor: yolact.Predictor, images: list[np.ndarray], batches: tuple[int, ...],
+                         rounds: int = 3) -> dict[int, list[float]]:
+    """The network alone (no pre- or post-processing) per image at each batch size, in interleaved rounds, so
+    that the machine's drift hits every batch size alike."""
+    prepared = {b: predictor.prepare([images[i % len(images)] for i in range(b)]) for b in batches}
+    times: dict[int, list[float]] = {b: [] for b in batches}
+    with torch.inference_mode():
+        for b in batches:
+            predictor.run_network(prepared[b])  # warm-up
+        for _ in range(rounds):
+            for b in batches:
+                start = time.perf_counter()
+                predictor.run_network(prepared[b])
+                times[b].append((time.perf_counter() - start) * 1000 / b)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--weights", type=Path, help="a checkpoint (default: random yolact_resnet50 weights)")
@@ -130,6 +149,7 @@ def main() -> None:
             latencies.append(time.perf_counter() - t)
         wall = time.perf_counter() - start
         rows = [("predict_arrays, one image a call", len(latencies) / wall, percentiles(latencies), 0)]
+        network = network_ms_per_image(predictor, images, (1, min(4, args.max_batch)))
         del predictor
         for name, max_batch in (("serve, --max-batch 1 (no batching)", 1),
                                 (f"serve, --max-batch {args.max_batch}", args.max_batch)):
@@ -143,6 +163,8 @@ def main() -> None:
                 server.wait(timeout=120)
             mean_batch = stats["images"] / max(stats["batches"], 1)
             rows.append((f"{name} (mean batch {mean_batch:.1f})", answers / wall, percentiles(lat), errors))
+    print("the network alone, ms per image, interleaved rounds: "
+          + "; ".join(f"batch {b}: " + " ".join(f"{t:.0f}" for t in times) for b, times in network.items()))
     base = rows[0][1]
     for name, rate, spread, errors in rows:
         print(f"{name:48s} {rate:6.2f} img/s ({rate / base:4.2f}x)  {spread}  errors {errors}")

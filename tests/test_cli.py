@@ -523,6 +523,8 @@ READ_ONLY_CASES = [
     (["train", "--train-ann", "ann.json", "--train-images", "imgs", "--output", "ro/run", "--iterations", "1"],
      "ro is not writable"),
     (["export", "--weights", "w.pth", "--format", "official", "--output", "ro/x.pth"], "ro is not writable"),
+    (["predict", "imgs", "--weights", "w.pth", "--shard", "0/2", "--json", "ro/d.jsonl"], "ro is not writable"),
+    (["merge-results", "ann.json", "--output", "ro/all.json"], "ro is not writable"),
 ]
 
 

@@ -69,16 +69,17 @@ def read_shard(path: Path, allow_cut: bool = False) -> list[dict[str, Any]]:
         raise YolactError(f"{path}: no such shard file; check the path") from None
     except OSError as exc:
         raise YolactError(os_error_line(exc)) from None
+    chunks = data.split(b"\n")
     lines = []
-    for number, line in enumerate(data.split(b"\n"), 1):
+    for number, line in enumerate(chunks, 1):
         if not line.strip():
             continue
         try:
             entry = json.loads(line)
         except (UnicodeDecodeError, json.JSONDecodeError):
-            if not data.endswith(b"\n") and line == data.rsplit(b"\n", 1)[-1]:
+            if number == len(chunks):  # no newline after it: the line a kill cut short
                 if allow_cut:
-                    break  # the line a kill cut short
+                    break
                 raise YolactError(f"{path}: line {number} is cut short: this shard did not finish; run it again "
                                   "with --resume") from None
             raise YolactError(f"{path}: line {number} is not JSON; give the files `yolact predict --shard` "
