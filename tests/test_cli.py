@@ -752,3 +752,14 @@ def test_merge_results_writes_one_list_in_shard_order(tmp_path: Path, capsys: py
     assert "4 detections of 4 image(s) from 2 shard file(s)" in out
     merged = json.loads((tmp_path / "all.json").read_text())
     assert [(r["image_id"], r["score"]) for r in merged] == [(1, 0.9), (1, 0.2), (2, 0.7), (3, 0.5)]
+
+
+def test_eval_errors_is_refused_across_processes(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # Checked before the model loads or the process group forms: one line, and nothing waits on the other ranks.
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    code, _, err = run(capsys, ["eval", "--weights", str(tmp_path / "none.pth"), "--ann",
+                                str(COCO128 / "annotations" / "instances_val.json"), "--images",
+                                str(COCO128 / "images"), "--errors", str(tmp_path / "errors")])
+    assert_one_line_error(code, err, "--errors", "without torchrun")

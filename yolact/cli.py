@@ -514,7 +514,10 @@ def run_eval(args: argparse.Namespace) -> int:
                   args.save_metrics, args.max_images, args.errors, args.errors_min_score, not args.quiet)
     report = run_evaluation(job)
     result = report.result
-    print(f"{result.num_images} images evaluated on {report.device}"
+    if result is None:  # a torchrun process other than rank 0, which prints the figures
+        return 0
+    processes = f" x {report.processes} processes" if report.processes > 1 else ""
+    print(f"{result.num_images} images evaluated on {report.device}{processes}"
           + (f"; skipped {len(result.skipped)} unreadable or missing image(s)" if result.skipped else ""))
     print(result.format_table(per_class=args.per_class))
     if report.errors is not None:

@@ -10,11 +10,11 @@ import torch
 import torch.distributed as dist
 
 import yolact
+from yolact import distributed
 from yolact.config import SolverConfig
 from yolact.data.augment import TrainTransform
 from yolact.data.coco import load_coco
 from yolact.data.datasets import InstanceDataset
-from yolact.training import distributed
 from yolact.training.options import TrainJob, TrainPlan
 from yolact.training.trainer import Trainer
 

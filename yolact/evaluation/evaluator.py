@@ -178,6 +178,18 @@ class Evaluator:
         result.skipped = list(self.skipped)
         return result
 
+    def evaluate_image(self, predictor: Predictor, image_id: int) -> tuple[np.ndarray, Path, list[dict]] | None:
+        """Predict on image ``image_id`` and add it; returns the image, its path and its records, or None for an
+        unreadable or missing file (reported and counted in ``skipped``)."""
+        path = self.dataset.image_path(image_id)
+        try:
+            image = read_image(path)
+        except ImageReadError as exc:
+            self.skipped.append(str(exc))
+            tqdm.write(f"skipped {exc}")
+            return None
+        return image, path, self.add(image_id, predictor.predict_arrays([image], [str(path)])[0])
+
     def run(self, predictor: Predictor, progress: bool = True, limit: int | None = None,
             results: JsonListWriter | None = None,
             on_image: Callable[[int, np.ndarray, Path, list[dict]], None] | None = None) -> EvalResult:
@@ -187,16 +199,11 @@ class Evaluator:
 
         The predictor's score threshold and top-k apply: ``yolact eval``'s figures come from
         ``score_threshold=0.0`` and ``top_k=100``, COCO's own protocol."""
-        image_ids = self.dataset.image_ids[:limit]
-        for image_id in tqdm(image_ids, desc="eval", unit="img", disable=not progress):
-            path = self.dataset.image_path(image_id)
-            try:
-                image = read_image(path)
-            except ImageReadError as exc:
-                self.skipped.append(str(exc))
-                tqdm.write(f"skipped {exc}")
+        for image_id in tqdm(self.dataset.image_ids[:limit], desc="eval", unit="img", disable=not progress):
+            done = self.evaluate_image(predictor, image_id)
+            if done is None:
                 continue
-            records = self.add(image_id, predictor.predict_arrays([image], [str(path)])[0])
+            image, path, records = done
             if on_image is not None:
                 on_image(image_id, image, path, records)
             if results is not None:

@@ -3,15 +3,18 @@ options say, then the work (:func:`run_evaluation`, :func:`run_benchmark_job`)."
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from yolact import distributed
 from yolact.config import YolactConfig
-from yolact.data.coco import load_coco
+from yolact.data.coco import CocoDataset, load_coco
 from yolact.evaluation.benchmark import BenchmarkReport, load_benchmark_images, run_benchmark
+from yolact.evaluation.distributed import evaluate_across_processes
 from yolact.evaluation.errors import ERRORS_FILE, ErrorAnalysis
 from yolact.evaluation.evaluator import EvalResult, evaluate_predictor
 from yolact.inference.options import InferenceOptions
@@ -46,9 +49,12 @@ class EvalJob:
 
 @dataclass
 class EvalReport:
-    result: EvalResult
+    """``result`` is None in the processes of a torchrun group other than rank 0, which report it."""
+
+    result: EvalResult | None
     device: torch.device
     errors: ErrorAnalysis | None = None
+    processes: int = 1
 
 
 def run_evaluation(job: EvalJob) -> EvalReport:
@@ -59,12 +65,16 @@ def run_evaluation(job: EvalJob) -> EvalReport:
             check_output_file(path, flag, inputs)
     if job.json is not None and job.metrics is not None and job.json.resolve() == job.metrics.resolve():
         raise OutputError("--json and --save-metrics name the same file; give two different files")
+    if job.errors is not None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+        raise OutputError("--errors runs in one process; run that evaluation without torchrun")
     dataset = load_coco(job.annotations, job.images)
     if job.errors is not None:
         names = [Path(dataset.coco.imgs[i]["file_name"]).name for i in dataset.image_ids[: job.max_images]]
         planned = [*names, ERRORS_FILE, SUMMARY_FILE]
         check_output_dir(job.errors, "--errors", inputs, planned_names=planned)
         check_files_apart([("--json", job.json), ("--save-metrics", job.metrics)], [("--errors", job.errors, planned)])
+    if distributed.launched_by_torchrun() and job.errors is None:
+        return _run_across_processes(job, dataset)
     predictor = load(job.weights, job.config, job.options)
     analysis = on_image = None
     if job.errors is not None:
@@ -86,6 +96,18 @@ def run_evaluation(job: EvalJob) -> EvalReport:
     if job.metrics is not None:
         write_json(job.metrics, result.to_dict(), indent=2)
     return EvalReport(result, predictor.device, analysis)
+
+
+def _run_across_processes(job: EvalJob, dataset: CocoDataset) -> EvalReport:
+    distributed.init(job.options.device)
+    try:
+        predictor = load(job.weights, job.config, job.options)
+        result = evaluate_across_processes(predictor, dataset, job.json, job.progress, job.max_images)
+        if result is not None and job.metrics is not None:
+            write_json(job.metrics, result.to_dict(), indent=2)
+        return EvalReport(result, predictor.device, processes=distributed.world_size())
+    finally:
+        distributed.cleanup()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from yolact import distributed as dist_utils
 from yolact.checkpoint import (
     drop_legacy_keys,
     load_backbone_weights,
@@ -27,12 +28,12 @@ from yolact.data.augment import TrainTransform
 from yolact.data.coco import CocoDataset
 from yolact.data.datasets import InstanceDataset
 from yolact.data.splits import DataSplit
+from yolact.devices import resolve_device
 from yolact.errors import YolactError
 from yolact.evaluation.evaluator import Evaluator
 from yolact.inference.predictor import Predictor
 from yolact.modeling import Yolact, build_yolact
 from yolact.outputs import check_output_dir
-from yolact.training import distributed as dist_utils
 from yolact.training.checkpoints import CHECKPOINT_NAMES, latest_checkpoint, read_resume_state
 from yolact.training.metrics import CURVES, METRICS
 from yolact.training.options import TrainJob, plan_run, solver_for
@@ -82,7 +83,7 @@ def run_training(job: TrainJob, report: Callable[[str], None] = print) -> Path:
     if plan.freeze_bn:
         say(f"BatchNorm frozen: pretrained weights and {job.batch_size // dist_utils.world_size()} images per "
             f"process (< {config.solver.freeze_bn_below_batch})")
-    device = dist_utils.training_device(job.device)
+    device = resolve_device(job.device)
     validate = None
     if job.val is not None:
         val_coco = job.val.load(dataset.class_names)

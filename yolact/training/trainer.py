@@ -20,15 +20,17 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from yolact import distributed as dist_utils
 from yolact.config import PRECISIONS, YolactConfig
 from yolact.data.datasets import collate
+from yolact.devices import resolve_device
 from yolact.errors import YolactError
 from yolact.losses import YolactCriterion
 from yolact.modeling import Yolact
 from yolact.outputs import make_dir
 from yolact.structures import InstanceTarget
 from yolact.training import checkpoints, metrics
-from yolact.training import distributed as dist_utils
+from yolact.training.distributed import wrap
 from yolact.training.options import TrainJob, TrainPlan
 from yolact.training.schedule import iterate_batches, learning_rate
 
@@ -98,13 +100,13 @@ class Trainer:
         self.class_names, self.category_ids = list(class_names), list(category_ids)
         self.validate = validate
         self.rank, self.world_size = dist_utils.rank(), dist_utils.world_size()
-        self.device = dist_utils.training_device(job.device)
+        self.device = resolve_device(job.device)
         # Channels-last: the layout oneDNN (CPU) and cuDNN (tensor cores) run their fastest convolutions in.
         self.model = model.to(self.device, memory_format=torch.channels_last)
         if job.sync_bn and not plan.freeze_bn and self.world_size > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self._training_mode()  # before the optimiser: frozen BatchNorm parameters are not trained
-        self.network: nn.Module = dist_utils.wrap(self.model, self.device)
+        self.network: nn.Module = wrap(self.model, self.device)
         self.criterion = YolactCriterion(config.loss, config.box_variances, maskiou_net=self.model.maskiou_net)
         self._trained_parameters = [p for p in self.model.parameters() if p.requires_grad]
         solver = plan.solver
