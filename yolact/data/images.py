@@ -22,14 +22,20 @@ def read_image(path: str | Path) -> np.ndarray:
         data = np.fromfile(str(path), dtype=np.uint8)
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot read it ({exc.strerror or exc}); check its permissions") from None
-    if data.size == 0:
-        raise ImageReadError(f"{path}: the file is empty; replace or remove it")
+    return decode_image(data, path)
+
+
+def decode_image(data: bytes | np.ndarray, name: str | Path = "image") -> np.ndarray:
+    """An encoded image file's bytes as BGR uint8 [H, W, 3], decoded as :func:`read_image` decodes files."""
+    buffer = np.frombuffer(data, dtype=np.uint8) if isinstance(data, bytes | bytearray | memoryview) else data
+    if buffer.size == 0:
+        raise ImageReadError(f"{name}: the file is empty; replace or remove it")
     try:
-        image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+        image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
     except cv2.error:
         image = None
     if image is None or image.size == 0:
-        raise ImageReadError(f"{path}: cannot decode this file as an image (corrupt?); replace or remove it")
+        raise ImageReadError(f"{name}: cannot decode this file as an image (corrupt?); replace or remove it")
     return image
 
 

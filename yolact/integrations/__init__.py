@@ -1,0 +1,1 @@
+"""Bridges to other engines, each behind its own extra: :mod:`yolact.integrations.ray` (Ray Data)."""
