@@ -33,6 +33,8 @@ EXAMPLES_EVAL = """examples:
   yolact eval --weights yolact_base_54_800000.pth --ann annotations/instances_val2017.json --images val2017/
   yolact eval --weights my_model.pth --ann val.json --images imgs/ --per-class --save-metrics metrics.json
   yolact eval --weights my_model.pth --ann val.json --images imgs/ --errors errors/   # what goes wrong, and where
+  torchrun --standalone --nproc_per_node 8 -m yolact eval --weights W.pth --ann val.json --images val2017/
+      # 8 processes (GPUs), each a block of the images; rank 0 prints the one-process figures
 
 box and mask AP as COCO defines them (pycocotools); the model's classes are matched to the dataset's
 categories by name, so a COCO model evaluates on any subset of COCO's categories."""
