@@ -6,6 +6,7 @@ from conftest import OFFICIAL_PRESETS
 
 import yolact
 from yolact.checkpoint import drop_legacy_keys, inspect_state_dict, load_checkpoint, save_checkpoint, save_official
+from yolact.data.class_lists import PASCAL_CLASSES
 from yolact.data.coco_classes import COCO_CLASSES
 from yolact.errors import CheckpointError
 
@@ -173,3 +174,38 @@ def test_darknet_backbone_file_uses_the_backbone_names(make_official_checkpoint,
     model = build_yolact(get_config("yolact_darknet53"))
     load_backbone_weights(model.backbone, tmp_path / "darknet53.pth")
     assert torch.equal(model.backbone._preconv[0].weight, official["backbone._preconv.0.weight"])
+
+
+def test_pascal_file_loads_by_its_name_with_the_pascal_classes(make_official_checkpoint, shared_dir) -> None:
+    path = make_official_checkpoint("yolact_resnet50_pascal", filename="yolact_resnet50_pascal_23_120000.pth")
+    predictor = yolact.load(path, device="cpu", score_threshold=0.0, top_k=20)
+    assert predictor.config.name == "yolact_resnet50_pascal" and not predictor.config.anchors.square
+    assert tuple(predictor.class_names) == PASCAL_CLASSES
+    prediction = predictor(shared_dir / "data" / "labelme-voc-instseg" / "images" / "2011_000003.jpg")
+    assert 0 < len(prediction) and set(prediction.class_names) <= set(PASCAL_CLASSES)
+    assert set(prediction.category_ids.tolist()) <= set(range(1, 21))
+
+
+@pytest.mark.parametrize(
+    ("made_for", "asked", "message"),
+    [
+        ("yolact_resnet50", "yolact_resnet50_pascal",
+         "predicts 80 classes but config yolact_resnet50_pascal has 20; use --config yolact_resnet50$"),
+        ("yolact_resnet50_pascal", "yolact_resnet50",
+         "predicts 20 classes but config yolact_resnet50 has 80; use --config yolact_resnet50_pascal$"),
+    ],
+)
+def test_pascal_and_coco_files_refuse_each_others_config(made_for, asked, message, make_official_checkpoint) -> None:
+    with pytest.raises(CheckpointError, match=message) as info:
+        load_checkpoint(make_official_checkpoint(made_for), asked)
+    assert "\n" not in str(info.value)
+
+
+def test_a_20_class_file_of_another_name_is_a_custom_model(make_official_checkpoint) -> None:
+    # The anchors cannot be read from the weights: only the name or --config makes it the Pascal preset.
+    path = make_official_checkpoint("yolact_resnet50_pascal", filename="my_voc_model.pth")
+    custom = load_checkpoint(path)
+    assert custom.config.name == "yolact_resnet50" and custom.config.num_classes == 20
+    assert custom.config.anchors.square and custom.class_names[0] == "class_1" and custom.category_ids[-1] == 20
+    chosen = load_checkpoint(path, "yolact_resnet50_pascal")
+    assert chosen.config == yolact.get_config("yolact_resnet50_pascal") and chosen.class_names == PASCAL_CLASSES

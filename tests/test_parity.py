@@ -20,7 +20,10 @@ def read_case(folder: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in (folder / "case.txt").read_text().split())
 
 
-@pytest.fixture(scope="module", params=["yolact_resnet50_seed0", "yolact_plus_resnet50_seed0"])
+VECTORS = ["yolact_resnet50_seed0", "yolact_plus_resnet50_seed0", "yolact_resnet50_pascal_seed0"]
+
+
+@pytest.fixture(scope="module", params=VECTORS)
 def vector(shared_dir: Path, request: pytest.FixtureRequest) -> Path:
     return shared_dir / "spec" / "vectors" / request.param
 
@@ -122,3 +125,26 @@ def test_cuda_fast_path_gives_expected_detections(vector: Path, checkpoint_path:
         capture_output=True, text=True,
     )
     assert compare.returncode == 0, compare.stdout
+
+
+@pytest.mark.parametrize("anchors", ["square", "coco_scales"])
+def test_pascal_vector_needs_the_pascal_anchors(anchors: str, make_official_checkpoint, shared_dir: Path,
+                                                tmp_path: Path) -> None:
+    # The Pascal preset differs from a 20-class yolact_resnet50 only in its anchors: either one wrong fails.
+    import dataclasses
+
+    import yolact
+
+    vector = shared_dir / "spec" / "vectors" / "yolact_resnet50_pascal_seed0"
+    pascal = yolact.get_config("yolact_resnet50_pascal")
+    wrong = (dataclasses.replace(pascal.anchors, square=True) if anchors == "square"
+             else dataclasses.replace(pascal.anchors, scales=yolact.get_config("yolact_resnet50").anchors.scales))
+    predictor = load(make_official_checkpoint("yolact_resnet50_pascal"), dataclasses.replace(pascal, anchors=wrong),
+                     device="cpu", score_threshold=0.0, top_k=100)
+    out = tmp_path / "wrong.json"
+    out.write_text(json.dumps(predictor(vector / "image.png").to_coco(2)))
+    compare = subprocess.run(
+        [sys.executable, str(shared_dir / "spec" / "compare_dets.py"), str(vector / "expected.json"), str(out)],
+        capture_output=True, text=True,
+    )
+    assert compare.returncode == 1 and "MISMATCH" in compare.stdout

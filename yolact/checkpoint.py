@@ -8,6 +8,7 @@ and plain containers.
 
 from __future__ import annotations
 
+import dataclasses
 import pickle
 import re
 import zipfile
@@ -20,6 +21,7 @@ import torch
 from torch import Tensor
 
 from yolact.config import PRESETS, BackboneConfig, YolactConfig, config_name_from_filename, get_config
+from yolact.data.class_lists import class_list
 from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.errors import CheckpointError
 from yolact.io import atomic_write
@@ -114,9 +116,19 @@ def _blocks_per_stage(keys: Any, offset: int) -> tuple[int, ...]:
     return tuple(len(blocks[s]) + offset for s in sorted(blocks))
 
 
-def _presets_for(signature: CheckpointSignature) -> list[str]:
-    return [name for name, make in PRESETS.items()
-            if make().backbone.display_name == signature.backbone and make().mask_rescoring == signature.yolact_plus]
+def _presets_for(signature: CheckpointSignature, by_classes: bool = False) -> list[str]:
+    """The presets whose network these weights fit: backbone and YOLACT++ parts, and with ``by_classes`` the
+    class count and anchors per location too."""
+    names = []
+    for name, make in PRESETS.items():
+        config = make()
+        if config.backbone.display_name != signature.backbone or config.mask_rescoring != signature.yolact_plus:
+            continue
+        if by_classes and (signature.num_classes not in (None, config.num_classes)
+                           or signature.anchors_per_location not in (None, config.anchors.num_per_location)):
+            continue
+        names.append(name)
+    return names
 
 
 def check_compatible(state_dict: Mapping[str, Tensor], config: YolactConfig, path: Path | str) -> None:
@@ -137,9 +149,11 @@ def check_compatible(state_dict: Mapping[str, Tensor], config: YolactConfig, pat
             f"{expected_backbone}; {fix}"
         )
     if sig.num_classes is not None and sig.num_classes != config.num_classes:
+        hint = _presets_for(sig, by_classes=True)
+        fix = f"use --config {' or '.join(hint)}" if hint else f"use a config with num_classes={sig.num_classes}"
         raise CheckpointError(
             f"{path}: this checkpoint predicts {sig.num_classes} classes but config {config.name} has "
-            f"{config.num_classes}; use a config with num_classes={sig.num_classes}"
+            f"{config.num_classes}; {fix}"
         )
     if sig.anchors_per_location is not None and sig.anchors_per_location != config.anchors.num_per_location:
         raise CheckpointError(
@@ -160,10 +174,16 @@ def _resolve_config(path: Path, config: YolactConfig | str | None, stored: dict 
     if name is not None:
         return get_config(name)
     # Only the file's contents are left: they decide where one preset fits (yolact_base, im400 and im700 share
-    # their keys, so for those the name or --config must decide).
-    candidates = _presets_for(inspect_state_dict(state_dict))
+    # their keys, so for those the name or --config must decide). A preset of another class list (Pascal) differs
+    # from its COCO sibling in anchors the file cannot show: only its name or --config chooses it, and a file of
+    # another class count is a custom model of the COCO preset.
+    signature = inspect_state_dict(state_dict)
+    candidates = [name for name in _presets_for(signature) if get_config(name).class_list == "coco"]
     if len(candidates) == 1:
-        return get_config(candidates[0])
+        preset = get_config(candidates[0])
+        if signature.num_classes is None or signature.num_classes == preset.num_classes:
+            return preset
+        return dataclasses.replace(preset, num_classes=signature.num_classes)
     options = ", ".join(candidates or sorted(PRESETS))
     raise CheckpointError(f"{path}: cannot tell the config from the file name; pass --config (one of: {options})")
 
@@ -177,7 +197,8 @@ def load_checkpoint(path: str | Path, config: YolactConfig | str | None = None) 
     path = Path(path)
     obj = _read(path)
     stored_config = None
-    class_names, category_ids, extra = COCO_CLASSES, COCO_CATEGORY_IDS, {}
+    class_names = category_ids = None
+    extra: dict[str, Any] = {}
     if isinstance(obj, Mapping) and "model" in obj and _is_state_dict(obj["model"]):
         version = obj.get("format_version", FORMAT_VERSION)
         if not isinstance(version, int) or version > FORMAT_VERSION:
@@ -185,8 +206,10 @@ def load_checkpoint(path: str | Path, config: YolactConfig | str | None = None) 
                                   f"({FORMAT_VERSION}); upgrade yolact (pip install -U yolact)")
         state_dict = dict(obj["model"])
         stored_config = obj.get("config")
-        class_names = tuple(obj.get("class_names", class_names))
-        category_ids = tuple(int(i) for i in obj.get("category_ids", category_ids))
+        if "class_names" in obj:
+            class_names = tuple(obj["class_names"])
+        if "category_ids" in obj:
+            category_ids = tuple(int(i) for i in obj["category_ids"])
         extra = {k: v for k, v in obj.items()
                  if k not in ("format_version", "model", "config", "class_names", "category_ids")}
     elif _is_state_dict(obj):
@@ -198,6 +221,10 @@ def load_checkpoint(path: str | Path, config: YolactConfig | str | None = None) 
         raise CheckpointError(f"{path}: not a YOLACT checkpoint (no prediction head weights); check the file")
     resolved = _resolve_config(path, config, stored_config, state_dict)
     check_compatible(state_dict, resolved, path)
+    # The authors' files store no names: those of the config's published list.
+    listed_names, listed_ids = class_list(resolved.class_list, resolved.num_classes)
+    class_names = class_names if class_names is not None else listed_names
+    category_ids = category_ids if category_ids is not None else listed_ids
     if len(class_names) != resolved.num_classes or len(category_ids) != resolved.num_classes:
         raise CheckpointError(
             f"{path}: {len(class_names)} class names for {resolved.num_classes} classes; the checkpoint is inconsistent"

@@ -188,6 +188,9 @@ class YolactConfig:
     solver: SolverConfig = field(default_factory=SolverConfig)
     # Object classes, background excluded (the authors' num_classes counts background: 81 for COCO).
     num_classes: int = 80
+    # The published class list (yolact.data.class_lists) that names the classes of a file in the authors' format,
+    # which stores no names; our checkpoints store their own.
+    class_list: str = "coco"
     num_prototypes: int = 32
     protonet_channels: int = 256
     # Input side in pixels; images are resized to max_size x max_size without keeping the aspect ratio.
@@ -292,6 +295,19 @@ def yolact_resnet18() -> YolactConfig:
     )
 
 
+def yolact_resnet50_pascal() -> YolactConfig:
+    """YOLACT-550 on ResNet-50-FPN trained on Pascal 2012 SBD: mask AP50 72.3 and AP70 56.2 on SBD val (paper,
+    table 3). The anchors are 4/3 of COCO's (the paper) and not square; 120k iterations, steps at 60k and 100k."""
+    return dataclasses.replace(
+        yolact_resnet50(),
+        name="yolact_resnet50_pascal",
+        num_classes=20,
+        class_list="pascal",
+        anchors=AnchorConfig(scales=((32,), (64,), (128,), (256,), (512,)), square=False),
+        solver=dataclasses.replace(SolverConfig(), steps=(60_000, 100_000), max_iterations=120_000),
+    )
+
+
 def _plus_anchors() -> AnchorConfig:
     # YOLACT++: three scales per level, s * 2^(j/3), and real (non-square) aspect ratios; 9 anchors per cell.
     return AnchorConfig(scales=tuple(tuple(s * 2 ** (j / 3.0) for j in range(3)) for s in BASE_SCALES), square=False)
@@ -323,6 +339,7 @@ PRESETS = {
     "yolact_im400": yolact_im400,
     "yolact_im700": yolact_im700,
     "yolact_resnet50": yolact_resnet50,
+    "yolact_resnet50_pascal": yolact_resnet50_pascal,
     "yolact_darknet53": yolact_darknet53,
     "yolact_resnet18": yolact_resnet18,
     "yolact_plus_base": yolact_plus_base,

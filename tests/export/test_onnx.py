@@ -98,3 +98,23 @@ def test_yolact_plus_exports_with_deform_conv_and_rescores_like_pytorch(make_off
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-4)
     np.testing.assert_allclose(a.box_scores, b.box_scores, atol=1e-4)
     assert not np.allclose(a.scores, a.box_scores)  # re-scored
+
+
+def test_pascal_preset_exported_gives_its_reference_detections(make_official_checkpoint, shared_dir: Path,
+                                                               tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    vector = shared_dir / "spec" / "vectors" / "yolact_resnet50_pascal_seed0"
+    onnx = tmp_path / "pascal.onnx"
+    export_checkpoint(ExportJob(onnx, make_official_checkpoint("yolact_resnet50_pascal"), format="onnx"))
+    config, class_names, category_ids, _ = read_onnx_info(onnx)
+    assert config.name == "yolact_resnet50_pascal" and class_names[0] == "aeroplane" and category_ids[-1] == 20
+    out = tmp_path / "dets.json"
+    run_prediction(PredictJob(vector / "image.png", onnx, json=out, progress=False,
+                              options=InferenceOptions(backend="onnxruntime", score_threshold=0.0, top_k=100)))
+    compare = subprocess.run(
+        [sys.executable, str(shared_dir / "spec" / "compare_dets.py"), str(vector / "expected.json"), str(out)],
+        capture_output=True, text=True,
+    )
+    assert compare.returncode == 0, compare.stdout

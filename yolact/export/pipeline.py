@@ -12,7 +12,7 @@ import torch
 
 from yolact.checkpoint import build_model, load_checkpoint, save_checkpoint, save_official
 from yolact.config import YolactConfig, get_config
-from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
+from yolact.data.class_lists import class_list
 from yolact.errors import YolactError
 from yolact.export.onnx import export_onnx
 from yolact.export.quantize import DEFAULT_CALIBRATION_IMAGES, calibration_images, quantize_onnx
@@ -61,7 +61,8 @@ def export_checkpoint(job: ExportJob) -> str:
         config = get_config(job.config)
         model = build_yolact(config)
         state_dict = model.state_dict()
-        class_names, category_ids, named = COCO_CLASSES, COCO_CATEGORY_IDS, False
+        class_names, category_ids = class_list(config.class_list, config.num_classes)
+        named = False
     else:
         assert job.weights is not None
         checkpoint = load_checkpoint(job.weights, job.config)
