@@ -226,8 +226,8 @@ def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     evaluate = sub.add_parser("eval", help="COCO box and mask AP on an annotated dataset",
-                              description="COCO box and mask AP (AP, AP50, AP75, small/medium/large) of a model on "
-                              "a COCO-format dataset.", epilog=EXAMPLES_EVAL,
+                              description="COCO box and mask AP (AP, AP50, AP70, AP75, small/medium/large) of a "
+                              "model on a COCO-format dataset.", epilog=EXAMPLES_EVAL,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(evaluate)
     evaluate.add_argument("--ann", type=Path, required=True, metavar="JSON", help="COCO instances annotation file")

@@ -54,7 +54,8 @@ def gt_as_detections(dataset, degrade: bool = False) -> list[dict]:
     return records
 
 
-def pycocotools_stats(ann_file: Path, results_file: Path, iou_type: str) -> np.ndarray:
+def pycocotools_stats(ann_file: Path, results_file: Path, iou_type: str,
+                      iou_thresholds: list[float] | None = None) -> np.ndarray:
     """pycocotools called directly, as its own docs show (a segm results file has no bbox field)."""
     with contextlib.redirect_stdout(io.StringIO()):
         gt = COCO(str(ann_file))
@@ -62,6 +63,8 @@ def pycocotools_stats(ann_file: Path, results_file: Path, iou_type: str) -> np.n
         if iou_type == "segm":
             results = [{k: v for k, v in r.items() if k != "bbox"} for r in results]
         evaluator = COCOeval(gt, gt.loadRes(results), iou_type)
+        if iou_thresholds is not None:
+            evaluator.params.iouThrs = np.array(iou_thresholds)
         evaluator.evaluate()
         evaluator.accumulate()
         evaluator.summarize()
@@ -85,9 +88,17 @@ def test_degraded_detections_score_lower_and_equal_pycocotools(dataset, tmp_path
     result = evaluate_records(dataset, copy.deepcopy(records))
     assert 0 < result.bbox["AP"] < 0.9 and 0 < result.segm["AP"] < 0.9
     for iou_type in ("bbox", "segm"):
+        figures = getattr(result, iou_type)
         expected = pycocotools_stats(ANN, results_file, iou_type)
-        actual = [getattr(result, iou_type)[m] for m in METRIC_NAMES]
+        actual = [figures[m] for m in METRIC_NAMES if m != "AP70"]
         np.testing.assert_allclose(actual, expected, atol=1e-12)
+        # AP70: pycocotools' AP over the one threshold 0.70.
+        only_70 = pycocotools_stats(ANN, results_file, iou_type, [0.7])
+        assert figures["AP70"] == pytest.approx(only_70[0], abs=1e-12) and 0 < figures["AP70"] < figures["AP50"]
+        by_iou = result.ap_by_iou[iou_type]
+        assert list(by_iou) == [f"{0.5 + 0.05 * i:.2f}" for i in range(10)]
+        assert (by_iou["0.50"], by_iou["0.70"], by_iou["0.75"]) == (figures["AP50"], figures["AP70"], figures["AP75"])
+        assert np.mean(list(by_iou.values())) == pytest.approx(figures["AP"], abs=1e-12)
     json.dumps(result.to_dict())  # every figure is plain JSON
 
 

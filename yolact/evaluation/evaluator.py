@@ -27,8 +27,9 @@ from yolact.inference.predictor import Predictor
 from yolact.inference.results import Prediction
 from yolact.outputs import JsonListWriter, WorkInterrupted
 
-# pycocotools' stats[0:6], in order.
-METRIC_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+# pycocotools' stats[0:6], with AP70 (the paper's Pascal figure, table 3) beside AP50 and AP75.
+METRIC_NAMES = ("AP", "AP50", "AP70", "AP75", "APs", "APm", "APl")
+_STATS_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl")
 IOU_TYPES = ("bbox", "segm")
 
 
@@ -61,10 +62,12 @@ class EvalResult:
     per_class: dict[str, dict[str, Any]]  # name -> {"category_id", "bbox", "segm", "num_instances"}
     num_images: int = 0
     skipped: list[str] = field(default_factory=list)
+    # iou type -> {"0.50": AP, "0.55": AP, ..., "0.95": AP}: every IoU threshold pycocotools evaluates.
+    ap_by_iou: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"bbox": self.bbox, "segm": self.segm, "per_class": self.per_class, "num_images": self.num_images,
-                "num_skipped": len(self.skipped)}
+        return {"bbox": self.bbox, "segm": self.segm, "ap_by_iou": self.ap_by_iou, "per_class": self.per_class,
+                "num_images": self.num_images, "num_skipped": len(self.skipped)}
 
     def format_table(self, per_class: bool = False) -> str:
         # Percent, as COCO's papers print them; to_dict (--save-metrics) and training validation keep fractions.
@@ -110,6 +113,16 @@ def _run_cocoeval(dataset: CocoDataset, records: list[dict], iou_type: str, imag
     return evaluator
 
 
+def _ap_by_iou(evaluator: COCOeval) -> dict[str, float]:
+    """AP at each IoU threshold, as pycocotools' summarize computes AP50 and AP75 (area "all", 100 detections)."""
+    out = {}
+    for t, threshold in enumerate(evaluator.params.iouThrs):
+        values = evaluator.eval["precision"][t, :, :, 0, -1]
+        values = values[values > -1]
+        out[f"{threshold:.2f}"] = float(np.mean(values)) if values.size else -1.0
+    return out
+
+
 def _per_class_ap(evaluator: COCOeval) -> dict[int, float]:
     # precision: [IoU thresholds, recall, class, area range, max dets]; area "all", 100 detections.
     precision = evaluator.eval["precision"][:, :, :, 0, -1]
@@ -135,9 +148,13 @@ def evaluate_records(dataset: CocoDataset, records: list[dict], image_ids: Seque
     records = [r for r in records if r["image_id"] in wanted_images and r["category_id"] in wanted_categories]
     summaries: dict[str, dict[str, float]] = {}
     per_type: dict[str, dict[int, float]] = {}
+    by_iou: dict[str, dict[str, float]] = {}
     for iou_type in IOU_TYPES:
         evaluator = _run_cocoeval(dataset, records, iou_type, image_ids, category_ids)
-        summaries[iou_type] = {m: float(v) for m, v in zip(METRIC_NAMES, evaluator.stats[:6], strict=True)}
+        stats = dict(zip(_STATS_NAMES, (float(v) for v in evaluator.stats[:6]), strict=True))
+        by_iou[iou_type] = _ap_by_iou(evaluator)
+        summaries[iou_type] = {name: by_iou[iou_type]["0.70"] if name == "AP70" else stats[name]
+                               for name in METRIC_NAMES}
         per_type[iou_type] = _per_class_ap(evaluator)
     per_class = {}
     for category_id in category_ids:
@@ -147,7 +164,7 @@ def evaluate_records(dataset: CocoDataset, records: list[dict], image_ids: Seque
         name = dataset.coco.cats[category_id]["name"]
         per_class[name] = {"category_id": category_id, "bbox": per_type["bbox"][category_id],
                            "segm": per_type["segm"][category_id], "num_instances": num}
-    return EvalResult(summaries["bbox"], summaries["segm"], per_class, num_images=len(image_ids))
+    return EvalResult(summaries["bbox"], summaries["segm"], per_class, num_images=len(image_ids), ap_by_iou=by_iou)
 
 
 class Evaluator:
