@@ -87,3 +87,53 @@ def small_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = yolact.build_yolact(config)
     path = tmp_path_factory.mktemp("serve") / "small.pth"
     return save_checkpoint(path, model.state_dict(), config, SMALL_CLASSES, [1, 2, 3])
+
+
+VOC = SHARED / "data" / "labelme-voc-instseg"
+
+
+def write_sbd_folder(root: Path) -> Path:
+    """The three labelme-voc-instseg photos as an SBD release folder: img/*.jpg, inst/*.mat (GTinst with an
+    instance map, VOC's 255 border around each instance, and the classes), train.txt (two) and val.txt (one)."""
+    import json
+    import shutil
+
+    import numpy as np
+    import scipy.io
+    from pycocotools import mask as mask_utils
+
+    data = json.loads((VOC / "annotations" / "instances.json").read_text())
+    (root / "img").mkdir(parents=True)
+    (root / "inst").mkdir()
+    names = []
+    for image in data["images"]:
+        name = Path(image["file_name"]).stem
+        names.append(name)
+        shutil.copy(VOC / "images" / image["file_name"], root / "img" / image["file_name"])
+        height, width = image["height"], image["width"]
+        instances = np.zeros((height, width), np.uint8)
+        categories = []
+        for annotation in (a for a in data["annotations"] if a["image_id"] == image["id"]):
+            rle = mask_utils.merge(mask_utils.frPyObjects(annotation["segmentation"], height, width))
+            mask = mask_utils.decode(rle).astype(bool)
+            categories.append(annotation["category_id"])
+            instances[mask] = len(categories)  # a later instance covers an earlier one, as in a map
+        border = np.zeros_like(instances, bool)  # VOC's void border: pixels next to another instance
+        border[1:] |= instances[1:] != instances[:-1]
+        border[:, 1:] |= instances[:, 1:] != instances[:, :-1]
+        instances[border & (instances == 0)] = 255
+        boundaries = np.empty((len(categories), 1), dtype=object)
+        for i in range(len(categories)):
+            boundaries[i, 0] = np.zeros((1, 1), np.uint8)
+        scipy.io.savemat(root / "inst" / f"{name}.mat", {"GTinst": {
+            "Segmentation": instances, "Boundaries": boundaries,
+            "Categories": np.array(categories, np.uint8).reshape(-1, 1)}})
+    (root / "train.txt").write_text("\n".join(names[:2]) + "\n")
+    (root / "val.txt").write_text(names[2] + "\n")
+    return root
+
+
+@pytest.fixture(scope="session")
+def sbd_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An SBD release folder (benchmark_RELEASE/dataset) made of the labelme-voc-instseg photos."""
+    return write_sbd_folder(tmp_path_factory.mktemp("sbd") / "benchmark_RELEASE" / "dataset")

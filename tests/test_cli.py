@@ -763,3 +763,66 @@ def test_eval_errors_is_refused_across_processes(capsys: pytest.CaptureFixture[s
                                 str(COCO128 / "annotations" / "instances_val.json"), "--images",
                                 str(COCO128 / "images"), "--errors", str(tmp_path / "errors")])
     assert_one_line_error(code, err, "--errors", "without torchrun")
+
+
+def test_convert_sbd_then_eval_prints_ap70(capsys: pytest.CaptureFixture[str], sbd_folder: Path,
+                                           make_official_checkpoint, tmp_path: Path) -> None:
+    ann = tmp_path / "sbd_val.json"
+    code, out, _ = run(capsys, ["convert", "--from", "sbd", str(sbd_folder), "--split", "val", "--output", str(ann)])
+    assert code == 0 and "wrote" in out and len(json.loads(ann.read_text())["annotations"]) == 6
+    weights = make_official_checkpoint("yolact_resnet50_pascal", filename="yolact_resnet50_pascal_23_120000.pth")
+    metrics = tmp_path / "metrics.json"
+    code, out, _ = run(capsys, ["eval", "--weights", str(weights), "--ann", str(ann), "--images",
+                                str(sbd_folder / "img"), "--device", "cpu", "--quiet", "--save-metrics", str(metrics)])
+    assert code == 0
+    header = next(line for line in out.splitlines() if line.startswith("AP, %")).split()
+    assert header[2:6] == ["AP", "AP50", "AP70", "AP75"]
+    figures = json.loads(metrics.read_text())
+    assert figures["segm"]["AP70"] == figures["ap_by_iou"]["segm"]["0.70"] and len(figures["ap_by_iou"]["bbox"]) == 10
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--split", "val"], ("--from sbd takes the SBD folder",)),
+        (["SBD"], ("--from sbd takes the SBD folder", "--split")),
+        (["SBD", "--split", "test"], ("--split", "invalid choice")),
+    ],
+)
+def test_convert_sbd_bad_arguments(capsys: pytest.CaptureFixture[str], sbd_folder: Path, tmp_path: Path,
+                                   args: list[str], needles: tuple[str, ...]) -> None:
+    args = [str(sbd_folder) if a == "SBD" else a for a in args]
+    code, _, err = run(capsys, ["convert", "--from", "sbd", *args, "--output", str(tmp_path / "a.json")])
+    assert_one_line_error(code, err, *needles)
+
+
+def test_convert_sbd_bad_mat_is_one_line(capsys: pytest.CaptureFixture[str], sbd_folder: Path,
+                                         tmp_path: Path) -> None:
+    import shutil
+
+    folder = Path(shutil.copytree(sbd_folder, tmp_path / "dataset"))
+    name = (folder / "val.txt").read_text().split()[0]
+    (folder / "inst" / f"{name}.mat").write_bytes(b"not a mat file")
+    code, _, err = run(capsys, ["convert", "--from", "sbd", str(folder), "--split", "val", "--quiet", "--output",
+                                str(tmp_path / "a.json")])
+    assert_one_line_error(code, err, f"{name}.mat", "cannot read it as a MATLAB file")
+    assert not (tmp_path / "a.json").exists()
+
+
+@pytest.mark.slow
+def test_train_on_an_sbd_folder_with_the_pascal_preset(capsys: pytest.CaptureFixture[str], sbd_folder: Path,
+                                                       tmp_path: Path) -> None:
+    code, out, _ = run(capsys, ["train", "--data", str(sbd_folder), "--config", "yolact_resnet50_pascal",
+                                "--iterations", "1", "--batch-size", "2", "--device", "cpu", "--workers", "0",
+                                "--quiet", "--output", str(tmp_path / "run")])
+    assert code == 0, out
+    checkpoint = tmp_path / "run" / "last.pth"
+    code, _, _ = run(capsys, ["predict", str(sbd_folder / "img"), "--weights", str(checkpoint), "--device", "cpu",
+                              "--score-threshold", "0", "--top-k", "5", "--json", str(tmp_path / "d.json"), "--quiet"])
+    assert code == 0
+    from yolact.checkpoint import load_checkpoint
+    from yolact.data.class_lists import PASCAL_CLASSES
+
+    loaded = load_checkpoint(checkpoint)
+    assert loaded.config.name == "yolact_resnet50_pascal" and loaded.class_names == PASCAL_CLASSES
+    assert {r["category_id"] for r in json.loads((tmp_path / "d.json").read_text())} <= set(range(1, 21))

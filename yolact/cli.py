@@ -64,6 +64,7 @@ EXAMPLES_CONVERT = """examples:
   yolact convert --images coco128/images --labels coco128/labels --output coco128.json     # COCO's 80 names
   yolact convert --images imgs/ --labels labels/ --names cat dog --output train.json
   yolact convert --from labelme corrected/ --output train.json    # e.g. predict --save-labelme, fixed in labelme
+  yolact convert --from sbd benchmark_RELEASE/dataset --split val --output sbd_val.json   # Pascal SBD
   yolact train --train-ann train.json --train-images imgs/ --iterations 2000               # then train on it"""
 
 BACKENDS = ("pytorch", "onnxruntime", "openvino")
@@ -258,7 +259,7 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                            description="Train YOLACT with the authors' recipe on your data.", epilog=EXAMPLES_TRAIN,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     data = train.add_argument_group("data (COCO JSON, YOLO-seg labels, or a dataset YAML)")
-    data.add_argument("--data", type=Path, metavar="YAML", help="dataset YAML naming the splits")
+    data.add_argument("--data", type=Path, metavar="YAML", help="dataset YAML naming the splits, or an SBD folder")
     data.add_argument("--train-ann", type=Path, metavar="JSON", help="COCO annotations of the training images")
     data.add_argument("--train-labels", type=Path, metavar="DIR", help="YOLO-seg labels of the training images")
     data.add_argument("--train-images", type=Path, metavar="DIR", help="training images")
@@ -306,13 +307,20 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_convert_parser(sub: argparse._SubParsersAction) -> None:
-    convert = sub.add_parser("convert", help="convert a YOLO-seg dataset or a labelme folder to a COCO annotation file",
-                             description="Write the COCO instances JSON of a YOLO-seg dataset (polygons in pixels) or "
-                             "of a folder of labelme files (shapes sharing a group_id are one instance).",
+    convert = sub.add_parser("convert", help="convert a YOLO-seg dataset, a labelme folder or Pascal SBD to a COCO "
+                             "annotation file",
+                             description="Write the COCO instances JSON of a YOLO-seg dataset (polygons in pixels), "
+                             "of a folder of labelme files (shapes sharing a group_id are one instance) or of a split "
+                             "of Pascal SBD (inst/*.mat instance maps, as the authors' convert_sbd.py).",
                              epilog=EXAMPLES_CONVERT, formatter_class=argparse.RawDescriptionHelpFormatter)
-    convert.add_argument("source", type=Path, nargs="?", metavar="DIR", help="--from labelme: the labelme folder")
-    convert.add_argument("--from", dest="source_format", choices=("yolo", "labelme"), default="yolo",
-                         help="yolo: --images and --labels (default); labelme: a folder of labelme .json files")
+    convert.add_argument("source", type=Path, nargs="?", metavar="DIR",
+                         help="--from labelme: the labelme folder; --from sbd: the SBD folder "
+                         "(benchmark_RELEASE/dataset)")
+    convert.add_argument("--from", dest="source_format", choices=("yolo", "labelme", "sbd"), default="yolo",
+                         help="yolo: --images and --labels (default); labelme: a folder of labelme .json files; "
+                         "sbd: Pascal SBD with --split")
+    convert.add_argument("--split", choices=("train", "val"), help="--from sbd: the split to convert")
+    convert.add_argument("--quiet", action="store_true", help="--from sbd: no progress bar")
     convert.add_argument("--images", type=Path, metavar="DIR", help="--from yolo: the images folder")
     convert.add_argument("--labels", type=Path, metavar="DIR", help="--from yolo: one polygon .txt per image")
     convert.add_argument("--names", nargs="+", metavar="NAME",
@@ -588,6 +596,15 @@ def run_synthetic(args: argparse.Namespace) -> int:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    if args.source_format == "sbd":
+        from yolact.data.sbd import convert_sbd, sbd_root
+
+        if args.source is None or args.split is None or args.images or args.labels or args.names:
+            raise ValueError("--from sbd takes the SBD folder and --split (yolact convert --from sbd "
+                             "benchmark_RELEASE/dataset --split val --output sbd_val.json); the classes are Pascal's")
+        written = convert_sbd(args.source, args.split, args.output, progress=not args.quiet)
+        print(f"wrote {written} (images in {sbd_root(args.source) / 'img'})")
+        return 0
     if args.source_format == "labelme":
         from yolact.data.labelme import convert_labelme
 

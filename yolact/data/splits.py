@@ -1,5 +1,5 @@
-"""Where training data lives: a split (COCO JSON or YOLO-seg labels, and its images) and the dataset YAML that
-names the splits."""
+"""Where training data lives: a split (COCO JSON, YOLO-seg labels or a Pascal SBD split list, and its images)
+and the dataset YAML, or the SBD folder, that names the splits."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from yolact.data.coco import (
     short_repr,
     validate_coco,
 )
+from yolact.data.sbd import SPLITS as SBD_SPLITS
+from yolact.data.sbd import sbd_root, sbd_to_coco
 from yolact.data.yolo import yolo_to_coco
 from yolact.errors import YolactError
 
@@ -27,15 +29,19 @@ _SPLIT_FORM = "'{name}: {{images: DIR, annotations: FILE.json}}' (COCO) or '{nam
 
 @dataclass
 class DataSplit:
-    """One split: a COCO annotation file, or a YOLO-seg labels folder, and its images."""
+    """One split: a COCO annotation file, a YOLO-seg labels folder, or an SBD split list, and its images."""
 
     images: Path
     annotations: Path | None = None  # COCO JSON
     labels: Path | None = None  # YOLO-seg .txt folder
+    sbd: Path | None = None  # Pascal SBD: its train.txt or val.txt, beside img/ (the images) and inst/
 
     def load(self, class_names: list[str] | None = None) -> CocoDataset:
         if self.annotations is not None:
             return load_coco(self.annotations, self.images)
+        if self.sbd is not None:
+            data = validate_coco(sbd_to_coco(self.sbd.parent, self.sbd.stem), self.sbd)
+            return CocoDataset(self.sbd, self.images, coco_from_dict(data))
         if self.labels is None:
             raise YolactError(f"{self.images}: give its COCO annotation file or its YOLO labels folder")
         data = validate_coco(yolo_to_coco(self.images, self.labels, class_names), self.labels)
@@ -72,7 +78,21 @@ def _load_yaml(path: Path) -> Any:
                               "YAML?") from None
 
 
+def sbd_split(folder: Path, split: str) -> DataSplit:
+    """Split ``split`` of the SBD folder ``folder`` (benchmark_RELEASE/dataset, or the release folder above it)."""
+    root = sbd_root(folder)
+    if split not in SBD_SPLITS:
+        raise AnnotationError(f"{folder}: SBD's splits are {' and '.join(SBD_SPLITS)}, not {short_repr(split)}")
+    return DataSplit(root / "img", sbd=root / f"{split}.txt")
+
+
 def _split(path: Path, name: str, entry: Any) -> DataSplit:
+    if isinstance(entry, dict) and "sbd" in entry:  # '{name}: {sbd: DIR, split: train}'
+        folder, split = entry.get("sbd"), entry.get("split", name)
+        if not isinstance(folder, str) or not printable_path(folder):
+            raise AnnotationError(f"{path}: '{name}.sbd' is {short_repr(folder)}; expected the SBD folder, relative "
+                                  "to the YAML's folder")
+        return sbd_split(path.parent / folder, split)
     if not isinstance(entry, dict) or "images" not in entry:
         raise AnnotationError(f"{path}: '{name}' needs 'images' and 'annotations' (COCO) or 'labels' (YOLO); "
                               f"expected {_SPLIT_FORM.format(name=name)}")
@@ -115,10 +135,14 @@ def _names(path: Path, names: Any) -> list[str] | None:
 
 
 def read_dataset_yaml(path: Path) -> tuple[DataSplit, DataSplit | None, list[str] | None]:
-    """A dataset YAML: ``train: {annotations|labels, images}``, optional ``val`` likewise, optional ``names`` (a
-    list, or a mapping 0..N-1 -> name); relative paths are taken from the YAML's folder. Raises
+    """A dataset YAML: ``train: {annotations|labels, images}`` or ``train: {sbd: DIR, split: train}``, optional
+    ``val`` likewise, optional ``names`` (a list, or a mapping 0..N-1 -> name); relative paths are taken from the
+    YAML's folder. An SBD folder instead of a YAML gives its train and val splits. Raises
     :class:`AnnotationError` naming the YAML and the entry."""
     path = Path(path)
+    if path.is_dir():
+        root = sbd_root(path)
+        return sbd_split(root, "train"), sbd_split(root, "val") if (root / "val.txt").is_file() else None, None
     spec = _load_yaml(path)
     if not isinstance(spec, dict) or not isinstance(spec.get("train"), dict):
         raise AnnotationError(f"{path}: expected 'train: {{annotations: ..., images: ...}}' (and optionally 'val')")

@@ -171,14 +171,14 @@ def check_job(job: TrainJob) -> None:
         raise YolactError(f"--batch-size {job.batch_size} is smaller than the {dist_utils.world_size()} processes; "
                           "give at least one image per process")
     inputs = [p for split in (job.train, job.val) if split is not None
-              for p in (split.images, split.annotations, split.labels) if p is not None]
+              for p in (split.images, split.annotations, split.labels, split.sbd) if p is not None]
     inputs += [p for p in (job.weights, job.backbone_weights) if p is not None]
     check_output_dir(job.output_dir, "--output", inputs, planned_names=[*CHECKPOINT_NAMES, METRICS, CURVES])
 
 
 def _same_value(a: Any, b: Any) -> bool:
     if isinstance(a, DataSplit) and isinstance(b, DataSplit):
-        return all(_same_value(getattr(a, f), getattr(b, f)) for f in ("images", "annotations", "labels"))
+        return all(_same_value(getattr(a, f), getattr(b, f)) for f in ("images", "annotations", "labels", "sbd"))
     if isinstance(a, Path) or isinstance(b, Path):
         return a is not None and b is not None and Path(a).absolute() == Path(b).absolute()
     return a == b
@@ -186,7 +186,7 @@ def _same_value(a: Any, b: Any) -> bool:
 
 def _shown(value: Any) -> str:
     if isinstance(value, DataSplit):
-        return str(value.annotations or value.labels)
+        return str(value.annotations or value.labels or value.sbd)
     return str(value)
 
 
