@@ -101,3 +101,23 @@ def test_yolact_plus_converts_through_the_pytorch_frontend(make_official_checkpo
     with pytest.raises(YolactError, match="INT8 OpenVINO export of deformable convs is not supported"):
         export_checkpoint(ExportJob(tmp_path / "int8.xml", checkpoint, format="openvino", int8=True,
                                     calibration=IMAGES[0].parent))
+
+
+def test_pascal_preset_ir_gives_its_reference_detections(make_official_checkpoint, shared_dir: Path,
+                                                         tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    vector = shared_dir / "spec" / "vectors" / "yolact_resnet50_pascal_seed0"
+    ir = tmp_path / "pascal.xml"
+    export_checkpoint(ExportJob(ir, make_official_checkpoint("yolact_resnet50_pascal"), format="openvino"))
+    config, class_names, category_ids, _ = read_openvino_info(ir)
+    assert config.name == "yolact_resnet50_pascal" and class_names[-1] == "tvmonitor" and category_ids[-1] == 20
+    out = tmp_path / "dets.json"
+    run_prediction(PredictJob(vector / "image.png", ir, json=out, progress=False,
+                              options=InferenceOptions(backend="openvino", score_threshold=0.0, top_k=100)))
+    compare = subprocess.run(
+        [sys.executable, str(shared_dir / "spec" / "compare_dets.py"), str(vector / "expected.json"), str(out)],
+        capture_output=True, text=True,
+    )
+    assert compare.returncode == 0, compare.stdout

@@ -167,3 +167,20 @@ def test_per_frame_forms_are_numbered_files(predictor: yolact.Predictor, clip: P
     assert records and all(isinstance(r["segmentation"], list) for r in records)
     with pytest.raises(YolactError, match="--save-labelme applies to images"):
         predict_video(predictor, clip, None, None, progress=False, forms=ImageForms(labelme=tmp_path / "lm"))
+
+
+def test_a_video_with_the_pascal_preset(make_official_checkpoint, shared_dir: Path, tmp_path: Path) -> None:
+    photo = cv2.imread(str(shared_dir / "data" / "labelme-voc-instseg" / "images" / "2011_000003.jpg"))
+    source = tmp_path / "voc.mp4"
+    writer = cv2.VideoWriter(str(source), cv2.VideoWriter_fourcc(*"mp4v"), 5.0, photo.shape[1::-1])
+    for shift in range(3):
+        writer.write(np.roll(photo, 4 * shift, axis=1))
+    writer.release()
+    weights = make_official_checkpoint("yolact_resnet50_pascal", filename="yolact_resnet50_pascal_23_120000.pth")
+    out = tmp_path / "out"
+    report = run_prediction(PredictJob(source, weights, options=InferenceOptions(device="cpu", top_k=10), output=out,
+                                       json=tmp_path / "frames.json", progress=False))
+    assert report.ok and read_back(out / "voc.mp4")[:3] == (3, *photo.shape[1::-1])
+    records = json.loads((tmp_path / "frames.json").read_text())
+    assert len({r["image_id"] for r in records}) == 3  # a frame each
+    assert {r["category_id"] for r in records} <= set(range(1, 21))
