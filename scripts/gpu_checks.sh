@@ -26,5 +26,6 @@ step environment python3 -c "import torch, torchvision; print(torch.__version__,
 torch.cuda.get_device_name(0), 'cudnn', torch.backends.cudnn.version())"
 step gpu_fps_base python3 benchmarks/gpu_fps.py --config yolact_base --image "$image"
 step gpu_fps_plus python3 benchmarks/gpu_fps.py --config yolact_plus_base --image "$image" --cuda-graph off
+step scale_out python3 benchmarks/scale_out.py --no-ray
 step gpu_tests python3 -m pytest -q -m gpu -p no:cacheprovider tests/ops tests/inference tests/training tests/evaluation tests/losses tests/test_parity.py
 exit $status

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import runpy
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+
+# The export cache of --backend auto for this session alone (subprocesses inherit it): tests never write to the
+# user's ~/.cache, and each session exports afresh.
+os.environ["YOLACT_CACHE"] = tempfile.mkdtemp(prefix="yolact-test-cache-")
+atexit.register(shutil.rmtree, os.environ["YOLACT_CACHE"], True)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("YOLACT_SHARED", REPO.parent / "shared"))

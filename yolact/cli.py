@@ -149,6 +149,16 @@ def _add_model_args(parser: argparse.ArgumentParser, weights_required: bool = Tr
                         f"one of {', '.join(PRESETS)}")
 
 
+def _add_backend_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="auto (default): the fastest exact one here; on a CPU a checkpoint runs in OpenVINO "
+                        "(else ONNX Runtime), exported once into the export cache; pytorch runs the checkpoint "
+                        "itself; onnxruntime and openvino run a file written by `yolact export` (CPU)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="backend auto: export into a temporary folder for this run only, not into the cache "
+                        "($YOLACT_CACHE, else ~/.cache/yolact; `yolact cache clear` empties it)")
+
+
 def _add_device_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     parser.add_argument("--device", default="auto", type=device_arg,
                         help="auto, cpu, cuda, cuda:1, ... (default: auto, cuda when available, else cpu)")
@@ -210,9 +220,7 @@ def _add_predict_parser(sub: argparse._SubParsersAction) -> None:
     predict.add_argument("--no-cuda-graph", action="store_true",
                          help="pytorch backend on CUDA: launch the network's kernels one by one instead of replaying "
                          "them as a CUDA graph (the default, except for YOLACT++)")
-    predict.add_argument("--backend", choices=BACKENDS, default="pytorch",
-                         help="pytorch (default) runs a .pth checkpoint; onnxruntime runs a model.onnx and openvino a "
-                         "model.xml (or .onnx) written by `yolact export` (CPU)")
+    _add_backend_args(predict)
     scale = predict.add_argument_group("very large folders: shards that continue where they stopped")
     scale.add_argument("--shard", type=_shard, metavar="I/N",
                        help="predict shard I (from 0) of N: a disjoint block of the sorted images; detections go to "
@@ -249,6 +257,7 @@ def _add_eval_parser(sub: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--max-images", type=POSITIVE_INT, metavar="N",
                           help="evaluate only the first N images (by id)")
     _add_device_arg(evaluate)
+    _add_backend_args(evaluate)
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=run_eval)
 
@@ -358,11 +367,24 @@ def _add_benchmark_parser(sub: argparse._SubParsersAction) -> None:
     bench.add_argument("--score-threshold", type=PROBABILITY, default=0.15, help="as predict (default: 0.15)")
     bench.add_argument("--top-k", type=POSITIVE_INT, default=100, help="as predict (default: 100)")
     _add_device_arg(bench)
+    _add_backend_args(bench)
     bench.add_argument("--threads", type=POSITIVE_INT, help="CPU threads for torch (default: torch's)")
     bench.add_argument("--json", type=Path, metavar="FILE", help="also write every figure as JSON")
     bench.add_argument("--quiet", action="store_true", help="no progress bar")
     bench.set_defaults(func=run_benchmark)
 
+
+
+def _add_cache_parser(sub: argparse._SubParsersAction) -> None:
+    cache = sub.add_parser("cache", help="list or clear the export cache of --backend auto",
+                           description="--backend auto (the default on a CPU) exports a checkpoint once for "
+                           "OpenVINO or ONNX Runtime and keeps the export in a cache: $YOLACT_CACHE, else "
+                           "$XDG_CACHE_HOME/yolact, else ~/.cache/yolact. Entries are keyed by the checkpoint's "
+                           "content, its config and the library versions.",
+                           epilog="examples:\n  yolact cache list\n  yolact cache clear",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    cache.add_argument("action", choices=("list", "clear"), help="list the entries, or remove them all")
+    cache.set_defaults(func=run_cache)
 
 
 def _add_export_parser(sub: argparse._SubParsersAction) -> None:
@@ -425,9 +447,7 @@ def _add_serve_parser(sub: argparse._SubParsersAction) -> None:
                            "'yolact[serve]'.", epilog=EXAMPLES_SERVE,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_model_args(serve)
-    serve.add_argument("--backend", choices=BACKENDS, default="pytorch",
-                       help="pytorch (default) runs a .pth checkpoint; onnxruntime and openvino a file written by "
-                       "`yolact export`")
+    _add_backend_args(serve)
     _add_device_arg(serve)
     serve.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="as predict")
     serve.add_argument("--score-threshold", type=PROBABILITY, default=0.15,
@@ -484,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synthetic_parser(sub)
     _add_benchmark_parser(sub)
     _add_export_parser(sub)
+    _add_cache_parser(sub)
     _add_serve_parser(sub)
     _add_view_parser(sub)
     _add_merge_parser(sub)
@@ -493,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _inference_options(args: argparse.Namespace, **fixed: Any) -> Any:
     from yolact.inference.options import InferenceOptions
 
-    given = {"score_threshold": args.score_threshold, "top_k": args.top_k, "device": args.device, **fixed}
+    given = {"score_threshold": args.score_threshold, "top_k": args.top_k, "device": args.device,
+             "backend": args.backend, "cache": not args.no_cache, **fixed}
     return InferenceOptions(**given)
 
 
@@ -501,9 +523,8 @@ def run_predict(args: argparse.Namespace) -> int:
     from yolact.inference.forms import ImageForms
     from yolact.inference.job import PredictJob, run_prediction
 
-    options = _inference_options(args, classes=args.classes, nms=args.nms, backend=args.backend,
-                                 precision=args.precision, compile=args.compile,
-                                 cuda_graph=False if args.no_cuda_graph else None)
+    options = _inference_options(args, classes=args.classes, nms=args.nms, precision=args.precision,
+                                 compile=args.compile, cuda_graph=False if args.no_cuda_graph else None)
     forms = ImageForms(args.save_txt, args.save_labelme, args.save_masks, args.save_masks_semantic,
                        args.polygon_tolerance)
     from yolact.inference.shards import Shard
@@ -527,7 +548,8 @@ def run_eval(args: argparse.Namespace) -> int:
     if result is None:  # a torchrun process other than rank 0, which prints the figures
         return 0
     processes = f" x {report.processes} processes" if report.processes > 1 else ""
-    print(f"{result.num_images} images evaluated on {report.device}{processes}"
+    backend = "" if report.backend == "pytorch" else f" ({report.backend})"
+    print(f"{result.num_images} images evaluated on {report.device}{backend}{processes}"
           + (f"; skipped {len(result.skipped)} unreadable or missing image(s)" if result.skipped else ""))
     print(result.format_table(per_class=args.per_class))
     if report.errors is not None:
@@ -621,6 +643,22 @@ def run_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_cache(args: argparse.Namespace) -> int:
+    from yolact.export.cache import cache_root, clear_cache, list_cache
+
+    if args.action == "clear":
+        count, size = clear_cache()
+        print(f"removed {count} entr{'y' if count == 1 else 'ies'} ({size / 2**20:.1f} MiB) from {cache_root()}")
+        return 0
+    entries = list_cache()
+    for entry in entries:
+        record = entry["record"]
+        print(f"{entry['folder']}  {entry['format']}  {entry['bytes'] / 2**20:.1f} MiB  "
+              f"{record.get('weights', '?')}  {record.get('created', '?')}")
+    print(f"{len(entries)} entr{'y' if len(entries) == 1 else 'ies'} in {cache_root()}")
+    return 0
+
+
 def run_export(args: argparse.Namespace) -> int:
     from yolact.export.pipeline import ExportJob, export_checkpoint
 
@@ -633,7 +671,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from yolact.serve.options import ServeJob, ServeOptions
     from yolact.serve.server import serve_model
 
-    options = _inference_options(args, backend=args.backend, precision=args.precision)
+    options = _inference_options(args, precision=args.precision)
     serve = ServeOptions(args.host, args.port, args.max_batch, args.max_wait_ms, args.max_pixels,
                          int(args.max_upload_mb * 2**20), args.workers)
     serve_model(ServeJob(args.weights, args.config, options, serve))

@@ -11,6 +11,9 @@
     re-scoring     Postprocessor.rescore: YOLACT++'s mask-IoU network on the soft masks (nothing for YOLACT)
     paste          Postprocessor.paste: masks to the image size, boxes scaled to it
 
+An exported network (ONNX Runtime, OpenVINO; what ``--backend auto`` runs on a CPU) runs backbone, FPN and
+heads in one call: their time is reported under backbone+FPN, heads 0, and a note says so.
+
 Each stage is reported as the median and the interquartile range (p25–p75) over the runs, in milliseconds.
 On CUDA the device is synchronised before every clock read, so a stage's time is its own GPU work and not
 whatever was queued before it.
@@ -34,6 +37,7 @@ from tqdm import tqdm
 from yolact.data.images import as_bgr_uint8, list_images, read_image
 from yolact.data.samples import sample_images
 from yolact.inference.predictor import Predictor
+from yolact.modeling import build_yolact
 
 STAGES = ("preprocess", "backbone+FPN", "heads", "NMS", "mask assembly", "re-scoring", "paste")
 
@@ -228,16 +232,18 @@ def _process_peak_rss_mib() -> float | None:
 def _time_stages(predictor: Predictor, image: np.ndarray) -> tuple[list[float], int]:
     """One image through the pipeline stage by stage -> (seconds per stage in STAGES order, final detections)."""
     module, device, post = predictor.network.module, predictor.device, predictor.postprocessor
-    if module is None:
-        raise ValueError("stage timings need a PyTorch network, not an exported one")
     height, width = image.shape[:2]
     marks = [_clock(device)]
     batch = predictor.prepare([image])
     marks.append(_clock(device))
-    pyramid = module.extract_pyramid(batch)
-    marks.append(_clock(device))
-    output = module.predict_from_pyramid(pyramid)
-    marks.append(_clock(device))
+    if module is None:  # exported: one call for backbone, FPN and heads
+        output = predictor.network.run(batch)
+        marks += [_clock(device)] * 2
+    else:
+        pyramid = module.extract_pyramid(batch)
+        marks.append(_clock(device))
+        output = module.predict_from_pyramid(pyramid)
+        marks.append(_clock(device))
     detections = post.detect(output)[0]
     marks.append(_clock(device))
     kept = post.select(detections)
@@ -312,8 +318,12 @@ def run_benchmark(
     else:
         peak_mib = _process_peak_rss_mib()
         peak_kind = "CPU: peak resident set size of the whole process so far, getrusage ru_maxrss"
-    flops = count_flops(predictor.model, cfg.max_size, device)
+    # FLOPs and parameters do not depend on the weights: an exported network's are those of its config's model.
+    model = predictor.model if predictor.model is not None else build_yolact(cfg).eval()
+    flops = count_flops(model, cfg.max_size, device if predictor.model is not None else "cpu")
     notes = []
+    if predictor.model is None:
+        notes.append(f"exported network ({predictor.network.backend}): backbone+FPN holds backbone, FPN and heads")
     if not any(detections):
         notes.append("no detections: NMS, mask assembly and paste timed an empty workload (random weights?)")
 
@@ -335,7 +345,7 @@ def run_benchmark(
         batch=Timing.from_seconds(batch_seconds),
         detections_per_image=float(np.mean(detections)),
         gflops=flops / 1e9,
-        parameters=count_parameters(predictor.model),
+        parameters=count_parameters(model),
         peak_memory_mib=peak_mib,
         peak_memory_kind=peak_kind,
         notes=notes,

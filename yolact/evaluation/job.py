@@ -55,6 +55,7 @@ class EvalReport:
     device: torch.device
     errors: ErrorAnalysis | None = None
     processes: int = 1
+    backend: str = "pytorch"
 
 
 def run_evaluation(job: EvalJob) -> EvalReport:
@@ -95,7 +96,7 @@ def run_evaluation(job: EvalJob) -> EvalReport:
         write_json(job.errors / SUMMARY_FILE, analysis.summary(), indent=2)
     if job.metrics is not None:
         write_json(job.metrics, result.to_dict(), indent=2)
-    return EvalReport(result, predictor.device, analysis)
+    return EvalReport(result, predictor.device, analysis, backend=predictor.network.backend)
 
 
 def _run_across_processes(job: EvalJob, dataset: CocoDataset) -> EvalReport:
@@ -105,7 +106,8 @@ def _run_across_processes(job: EvalJob, dataset: CocoDataset) -> EvalReport:
         result = evaluate_across_processes(predictor, dataset, job.json, job.progress, job.max_images)
         if result is not None and job.metrics is not None:
             write_json(job.metrics, result.to_dict(), indent=2)
-        return EvalReport(result, predictor.device, processes=distributed.world_size())
+        return EvalReport(result, predictor.device, processes=distributed.world_size(),
+                          backend=predictor.network.backend)
     finally:
         distributed.cleanup()
 

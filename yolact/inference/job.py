@@ -17,7 +17,7 @@ from yolact.inference.files import (
 )
 from yolact.inference.forms import ImageForms
 from yolact.inference.options import InferenceOptions
-from yolact.inference.predictor import load
+from yolact.inference.predictor import Predictor, load
 from yolact.inference.results import SEGMENTATIONS
 from yolact.inference.shards import Shard, ShardWriter
 from yolact.inference.video import VIDEO_SUFFIXES, is_video_source, predict_video
@@ -126,7 +126,7 @@ def run_prediction(job: PredictJob) -> PredictReport:
         result = predict_video(predictor, str(job.source), video_file, job.json, batch_size=job.batch,
                                show=job.show, progress=job.progress, streams=job.streams, forms=forms,
                                segmentation=job.segmentation)
-        return PredictReport(f"{result.frames} frame(s), {result.detections} detections on {predictor.device} at "
+        return PredictReport(f"{result.frames} frame(s), {result.detections} detections on {_where(predictor)} at "
                              f"{result.fps:.1f} fps" + (f"; video in {video_file}" if video_file else "")
                              + (f"; detections in {job.json}" if job.json else ""))
     try:
@@ -137,7 +137,7 @@ def run_prediction(job: PredictJob) -> PredictReport:
         if writer is not None:
             writer.close()
     done = len(paths) - len(summary.skipped)
-    line = (f"{done} image(s), {summary.num_detections} detections on {predictor.device}"
+    line = (f"{done} image(s), {summary.num_detections} detections on {_where(predictor)}"
             + (f"; skipped {len(summary.skipped)} unreadable image(s)" if summary.skipped else "")
             + (f"; overlays in {job.output}" if job.output else "")
             + "".join(f"; {flag[7:]} in {folder}" for flag, folder, _ in (forms.folders() if forms else []))
@@ -146,3 +146,9 @@ def run_prediction(job: PredictJob) -> PredictReport:
             + (f"; detections in {shard_file} ({summary.image_id_rule})" if writer else ""))
     lines = [prediction.describe() for prediction in summary.predictions] if job.progress else []
     return PredictReport(line, lines, ok=done > 0)
+
+
+def _where(predictor: Predictor) -> str:
+    """``cpu``, ``cuda:0``, or ``cpu (openvino)`` for a network a runtime runs."""
+    backend = predictor.network.backend
+    return str(predictor.device) + ("" if backend == "pytorch" else f" ({backend})")

@@ -3,9 +3,13 @@ in what arithmetic (:func:`open_network`, :func:`network_from_model`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import sys
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -14,6 +18,7 @@ from yolact.checkpoint import Checkpoint, build_model, load_checkpoint
 from yolact.config import YolactConfig
 from yolact.data.coco_classes import COCO_CATEGORY_IDS, COCO_CLASSES
 from yolact.devices import resolve_device
+from yolact.errors import YolactError
 from yolact.inference.cuda_graph import CudaGraphNetwork
 from yolact.inference.options import InferenceOptions
 from yolact.modeling import Yolact, YolactOutput
@@ -42,12 +47,50 @@ class Network:
     module: Yolact | None = None
     channels_last: bool = False
     cuda_graph: CudaGraphNetwork | None = None
+    backend: str = "pytorch"  # what runs it: pytorch, onnxruntime or openvino (auto's choice, once made)
+
+
+def choose_backend(weights: str | Path | Checkpoint, options: InferenceOptions) -> str:
+    """The backend ``options.backend`` names; for "auto" the fastest exact one for these weights here.
+
+    An exported file runs in the runtime its suffix names. A checkpoint runs in PyTorch on a GPU, and where only
+    PyTorch can do what is asked (torch.compile, CUDA graphs, fp16) or no runtime is installed; otherwise, on the
+    CPU, in OpenVINO, else ONNX Runtime: both give the authors' detections (the parity vectors), and both run our
+    networks faster than PyTorch's CPU path (README, deployment table)."""
+    if options.backend != "auto":
+        return options.backend
+    if not isinstance(weights, Checkpoint):
+        suffix = Path(weights).suffix.lower()
+        if suffix == ".xml":
+            return "openvino"
+        if suffix == ".onnx":
+            return "onnxruntime"
+    if (isinstance(weights, Checkpoint) or resolve_device(options.device).type != "cpu" or options.compile
+            or options.cuda_graph is not None or options.precision == "fp16"):
+        return "pytorch"
+    if _importable("onnx") and _importable("openvino"):
+        return "openvino"
+    if options.precision == "fp32" and _importable("onnx") and _importable("onnxruntime"):
+        return "onnxruntime"
+    return "pytorch"
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(name) is not None
 
 
 def open_network(weights: str | Path | Checkpoint, options: InferenceOptions,
                  config: YolactConfig | str | None = None) -> Network:
     """An official or our own checkpoint (``backend="pytorch"``; the config from ``config``, the checkpoint or its
-    file name), or a file written by ``yolact export`` (onnxruntime, openvino), ready to run as ``options`` say."""
+    file name), or a file written by ``yolact export`` (onnxruntime, openvino), ready to run as ``options`` say.
+    With "auto" (:func:`choose_backend`) a checkpoint may run in a runtime, exported through the export cache."""
+    backend = choose_backend(weights, options)
+    options = dataclasses.replace(options, backend=backend)
+    if backend != "pytorch" and not isinstance(weights, Checkpoint) \
+            and Path(weights).suffix.lower() not in EXPORTED_SUFFIXES:
+        return _exported_checkpoint(Path(weights), options, config)
     if options.backend == "pytorch":
         if isinstance(weights, Checkpoint):
             checkpoint, path = weights, "checkpoint"
@@ -60,21 +103,62 @@ def open_network(weights: str | Path | Checkpoint, options: InferenceOptions,
                                   checkpoint.category_ids, options)
     if isinstance(weights, Checkpoint):
         raise ValueError(f"--backend {options.backend} runs a file written by `yolact export`, not a checkpoint")
+    return _exported_network(_open_exported(Path(weights), options), weights, options, config)
+
+
+def _open_exported(path: Path, options: InferenceOptions) -> Any:
     if options.backend == "onnxruntime":
         from yolact.export.onnx import OnnxNetwork
 
-        exported = OnnxNetwork(weights, options.threads)
-    else:
-        from yolact.export.openvino import OpenVinoNetwork
+        return OnnxNetwork(path, options.threads)
+    from yolact.export.openvino import OpenVinoNetwork
 
-        exported = OpenVinoNetwork(weights, options.threads, options.precision)
+    return OpenVinoNetwork(path, options.threads, options.precision)
+
+
+def _exported_network(exported: Any, weights: str | Path, options: InferenceOptions,
+                      config: YolactConfig | str | None) -> Network:
     info = exported.info
     wanted = config.name if isinstance(config, YolactConfig) else config
     if wanted and wanted != info.config.name:
         raise ValueError(f"{weights}: exported from {info.config.name}, not {wanted}; leave --config out (the file "
                          "carries its config)")
     return Network(exported, options.apply(info.config), tuple(info.class_names), tuple(info.category_ids),
-                   torch.device("cpu"), rescorer=info.mask_iou)
+                   torch.device("cpu"), rescorer=info.mask_iou, backend=options.backend)
+
+
+def _exported_checkpoint(path: Path, options: InferenceOptions, config: YolactConfig | str | None) -> Network:
+    """A checkpoint run by a runtime: exported once into the export cache (or, without the cache, into a folder
+    deleted once the runtime has read it), then opened like any exported file."""
+    from yolact.export.cache import cached_export, discard
+    from yolact.export.pipeline import export_model
+
+    checkpoint = load_checkpoint(path, config)
+    fmt = "openvino" if options.backend == "openvino" else "onnx"
+
+    def build(output: Path) -> Path:
+        model = build_model(checkpoint, path)
+        return export_model(model, checkpoint.config, output, checkpoint.class_names, checkpoint.category_ids, fmt,
+                            progress=False)
+
+    if not options.cache:
+        with tempfile.TemporaryDirectory(prefix="yolact-export-", ignore_cleanup_errors=True) as folder:
+            exported = _open_exported(build(Path(folder) / ("model.xml" if fmt == "openvino" else "model.onnx")),
+                                      options)
+            return _exported_network(exported, path, options, checkpoint.config)
+    for attempt in (1, 2):
+        entry = cached_export(path, checkpoint.config.to_dict(), fmt, build)
+        if entry.seconds is not None:
+            print(f"exported {path.name} ({checkpoint.config.name}) for {options.backend} in {entry.seconds:.1f} s, "
+                  f"once: cached in {entry.path.parent} (--backend pytorch runs without it)", file=sys.stderr)
+        try:
+            return _exported_network(_open_exported(entry.path, options), path, options, checkpoint.config)
+        except YolactError as error:
+            if attempt == 2:
+                raise
+            print(f"cache entry {entry.path.parent} cannot be read ({error}); exporting again", file=sys.stderr)
+            discard(entry.path)
+    raise AssertionError("unreachable")
 
 
 def network_from_model(model: Yolact, config: YolactConfig, class_names: Sequence[str] = COCO_CLASSES,
@@ -83,7 +167,7 @@ def network_from_model(model: Yolact, config: YolactConfig, class_names: Sequenc
     """A PyTorch model ready to run as ``options`` say (device, precision, BatchNorm folding, compile, CUDA
     graph). With ``optimize`` the network is a folded, channels-last copy: the model itself is left as it is."""
     options = options or InferenceOptions()
-    if options.backend != "pytorch":
+    if options.backend not in ("pytorch", "auto"):
         raise ValueError(f"--backend {options.backend} runs an exported file; a PyTorch model runs with pytorch")
     device = resolve_device(options.device)
     if options.precision == "fp16" and device.type != "cuda":

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from yolact.config import YolactConfig
 
-BACKENDS = ("pytorch", "onnxruntime", "openvino")
+# "auto": the fastest exact one here (yolact.inference.network.choose_backend).
+BACKENDS = ("auto", "pytorch", "onnxruntime", "openvino")
 # Arithmetic the network can run in at inference (fp16 on CUDA only).
 INFERENCE_PRECISIONS = ("fp32", "fp16", "bf16")
 NMS_KINDS = ("fast", "cross_class_fast", "traditional")
@@ -21,7 +22,9 @@ class InferenceOptions:
     of the classes to keep; None: all), and the NMS (``nms``,
     default the config's Fast NMS per class) over candidates scoring above ``candidate_threshold`` (default the
     config's, the authors' 0.05). How it runs: ``backend`` (pytorch runs checkpoints; onnxruntime and openvino run
-    files written by ``yolact export``, on the CPU), ``device``, ``precision``, ``optimize`` (BatchNorm folded and
+    files written by ``yolact export``, on the CPU; "auto", the default, the fastest exact one here, a checkpoint
+    exported once into the export cache, or with ``cache=False`` into a folder deleted after), ``device``,
+    ``precision``, ``optimize`` (BatchNorm folded and
     channels-last: the same detections up to float rounding), ``compile`` (torch.compile), ``cuda_graph`` (None: on
     for PyTorch networks on CUDA that can be captured) and ``threads`` (exported runtimes).
 
@@ -33,7 +36,8 @@ class InferenceOptions:
     classes: tuple[str, ...] | None = None
     nms: str | None = None
     candidate_threshold: float | None = None
-    backend: str = "pytorch"
+    backend: str = "auto"
+    cache: bool = True
     device: str = "auto"
     precision: str = "fp32"
     optimize: bool = True
@@ -54,7 +58,7 @@ class InferenceOptions:
             raise ValueError(f"--backend {self.backend!r}: choose one of {', '.join(BACKENDS)}")
         if self.precision not in INFERENCE_PRECISIONS:
             raise ValueError(f"precision {self.precision!r}: choose one of {', '.join(INFERENCE_PRECISIONS)}")
-        if self.backend == "pytorch":
+        if self.backend in ("pytorch", "auto"):
             return
         if str(self.device) not in ("auto", "cpu"):
             raise ValueError(f"--backend {self.backend} runs on the CPU; leave --device out")
