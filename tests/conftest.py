@@ -6,8 +6,9 @@ import atexit
 import os
 import runpy
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,16 @@ SPEC = SHARED / "spec"
 COCO128 = SHARED / "data" / "coco128-seg"
 # The presets of the authors' published models (the others, like yolact_resnet18, are ours).
 OFFICIAL_PRESETS = ("yolact_base", "yolact_darknet53", "yolact_im400", "yolact_im700", "yolact_resnet50")
+
+
+@pytest.fixture(autouse=True)
+def _restore_sigchld() -> Iterator[None]:
+    """torch's DataLoader leaves its SIGCHLD handler in the process after a loader with workers has run; a later
+    child's exit then runs it against loaders long gone, which crashed the test process (a segfault, seen with
+    OpenVINO loaded). Each test hands back the handler it found."""
+    before = signal.getsignal(signal.SIGCHLD)
+    yield
+    signal.signal(signal.SIGCHLD, before)
 
 
 @pytest.fixture(scope="session")

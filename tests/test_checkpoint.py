@@ -14,7 +14,7 @@ from yolact.errors import CheckpointError
 @pytest.mark.parametrize("name", OFFICIAL_PRESETS)
 def test_every_official_config_loads_and_runs(name: str, make_official_checkpoint, shared_dir) -> None:
     path = make_official_checkpoint(name)
-    predictor = yolact.load(path, device="cpu", score_threshold=0.0, top_k=20)
+    predictor = yolact.load(path, device="cpu", score_threshold=0.0, top_k=20, backend="pytorch")
     assert predictor.config.name == name  # inferred from <config>_<epoch>_<iteration>.pth
     image = shared_dir / "data" / "coco128-seg" / "images" / "000000000025.jpg"
     prediction = predictor(image)
@@ -96,7 +96,7 @@ def test_official_file_with_legacy_keys_still_loads(make_official_checkpoint, tm
     state["backbone.layer1.0.conv1.weight"] = torch.zeros(64, 64, 1, 1)
     path = tmp_path / "yolact_resnet50_2_2.pth"
     torch.save(state, path)
-    yolact.load(path, device="cpu")  # strict load succeeds once the legacy keys are dropped
+    yolact.load(path, device="cpu", backend="pytorch")  # strict load succeeds once the legacy keys are dropped
 
 
 def test_own_checkpoint_round_trip(make_official_checkpoint, tmp_path) -> None:

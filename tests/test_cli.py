@@ -382,7 +382,9 @@ BAD_INPUT_CASES = [
     # exported models and INT8 export
     (["predict", "imgs", "--backend", "onnxruntime", "--weights", "afile"], "ONNX Runtime cannot load it"),
     (["predict", "imgs", "--backend", "openvino", "--weights", "afile"], "OpenVINO cannot read it"),
-    (["predict", "imgs", "--weights", "m.onnx"], "an exported model; run it with --backend onnxruntime or openvino"),
+    (["predict", "imgs", "--weights", "m.onnx", "--backend", "pytorch"],
+     "an exported model; run it with --backend onnxruntime or openvino"),
+    (["predict", "imgs", "--weights", "m.onnx"], "ONNX Runtime cannot load it"),  # auto: by the suffix
     (["predict", "imgs", "--backend", "onnxruntime", "--no-cuda-graph"], "--no-cuda-graph applies to the pytorch"),
     (["predict", "imgs", "--backend", "onnxruntime", "--device", "cuda"], "runs on the CPU; leave --device out"),
     (["predict", "imgs", "--backend", "onnxruntime", "--precision", "bf16"], "leave --precision out"),

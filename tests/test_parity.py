@@ -45,7 +45,7 @@ def assert_close(name: str, actual: torch.Tensor, expected: np.ndarray) -> None:
 @pytest.mark.numerics
 def test_intermediate_tensors_match_reference(vector: Path, checkpoint_path: Path) -> None:
     reference = np.load(vector / "reference.npz")
-    predictor = load(checkpoint_path, read_case(vector)["config"], device="cpu")
+    predictor = load(checkpoint_path, read_case(vector)["config"], device="cpu", backend="pytorch")
     config = predictor.config
     image = read_image(vector / "image.png")
     with torch.inference_mode():
@@ -71,13 +71,15 @@ def test_intermediate_tensors_match_reference(vector: Path, checkpoint_path: Pat
 
 
 @pytest.mark.numerics
+@pytest.mark.parametrize("backend", ["auto", "pytorch"])
 def test_predict_cli_json_matches_expected_detections(vector: Path, checkpoint_path: Path, tmp_path: Path,
-                                                      shared_dir: Path) -> None:
+                                                      shared_dir: Path, backend: str) -> None:
+    # The default (auto: OpenVINO on a CPU where it is installed) and the PyTorch path, both within the bars.
     out = tmp_path / "dets.json"
     subprocess.run(
         [sys.executable, "-m", "yolact.cli", "predict", str(vector / "image.png"), "--weights", str(checkpoint_path),
          "--config", read_case(vector)["config"], "--score-threshold", "0", "--top-k", "100", "--json", str(out),
-         "--device", "cpu", "--quiet"],
+         "--device", "cpu", "--quiet", "--backend", backend],
         check=True,
     )
     records = json.loads(out.read_text())
@@ -140,7 +142,7 @@ def test_pascal_vector_needs_the_pascal_anchors(anchors: str, make_official_chec
     wrong = (dataclasses.replace(pascal.anchors, square=True) if anchors == "square"
              else dataclasses.replace(pascal.anchors, scales=yolact.get_config("yolact_resnet50").anchors.scales))
     predictor = load(make_official_checkpoint("yolact_resnet50_pascal"), dataclasses.replace(pascal, anchors=wrong),
-                     device="cpu", score_threshold=0.0, top_k=100)
+                     device="cpu", score_threshold=0.0, top_k=100, backend="pytorch")
     out = tmp_path / "wrong.json"
     out.write_text(json.dumps(predictor(vector / "image.png").to_coco(2)))
     compare = subprocess.run(

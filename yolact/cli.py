@@ -67,7 +67,7 @@ EXAMPLES_CONVERT = """examples:
   yolact convert --from sbd benchmark_RELEASE/dataset --split val --output sbd_val.json   # Pascal SBD
   yolact train --train-ann train.json --train-images imgs/ --iterations 2000               # then train on it"""
 
-BACKENDS = ("pytorch", "onnxruntime", "openvino")
+BACKENDS = ("auto", "pytorch", "onnxruntime", "openvino")
 
 EXAMPLES_EXPORT = """examples:
   yolact export --weights runs/train/last.pth --format official --output yolact_base_0_1000.pth

@@ -230,7 +230,7 @@ def test_evaluation_of_yolact_plus_scores_boxes_and_masks_apart(make_official_ch
     ann = tmp_path / "subset.json"
     ann.write_text(json.dumps(data))
     dets = tmp_path / "dets.json"
-    options = InferenceOptions(score_threshold=0.0, top_k=20, device="cpu")
+    options = InferenceOptions(score_threshold=0.0, top_k=20, device="cpu", backend="pytorch")
     result = run_evaluation(EvalJob(make_official_checkpoint("yolact_plus_resnet50"), ann, IMAGES, options=options,
                                     json=dets, progress=False)).result
     assert result.num_images == 2 and result.bbox and result.segm

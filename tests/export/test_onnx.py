@@ -68,7 +68,8 @@ def test_bad_onnx_files_are_one_line_errors(tmp_path: Path, resnet50_onnx: Path,
     with pytest.raises(ValueError, match="exported from yolact_resnet50, not yolact_base"):
         yolact.load(resnet50_onnx, "yolact_base", backend="onnxruntime")
     with pytest.raises(ValueError, match="an exported model; run it with --backend onnxruntime or openvino"):
-        yolact.load(resnet50_onnx)
+        yolact.load(resnet50_onnx, backend="pytorch")
+    assert yolact.load(resnet50_onnx).network.backend == "onnxruntime"  # auto: by the suffix
     with pytest.raises(ValueError, match="--no-cuda-graph applies to the pytorch backend"):
         yolact.load(resnet50_onnx, backend="onnxruntime", cuda_graph=False)
 

@@ -79,7 +79,7 @@ def test_bad_openvino_files_are_one_line_errors(tmp_path: Path, ir: Path, capsys
     with pytest.raises(YolactError, match=r"corrupt\.xml.*OpenVINO cannot read it"):
         yolact.load(corrupt, backend="openvino")
     with pytest.raises(ValueError, match="an exported model; run it with --backend onnxruntime or openvino"):
-        yolact.load(ir)
+        yolact.load(ir, backend="pytorch")
 
 
 def test_yolact_plus_converts_through_the_pytorch_frontend(make_official_checkpoint, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from yolact.inference.options import InferenceOptions
     ({"score_threshold": 1.5}, "--score-threshold 1.5: give a score between 0 and 1"),
     ({"top_k": 0}, "--top-k 0: give a whole number at least 1"),
     ({"nms": "greedy"}, "--nms 'greedy': choose one of fast, cross_class_fast, traditional"),
-    ({"backend": "tensorrt"}, "--backend 'tensorrt': choose one of pytorch, onnxruntime, openvino"),
+    ({"backend": "tensorrt"}, "--backend 'tensorrt': choose one of auto, pytorch, onnxruntime, openvino"),
     ({"precision": "int4"}, "choose one of fp32, fp16, bf16"),
     ({"backend": "onnxruntime", "device": "cuda"}, "--backend onnxruntime runs on the CPU; leave --device out"),
     ({"backend": "openvino", "compile": True}, "--compile applies to the pytorch backend"),

@@ -32,7 +32,8 @@ def checkpoint(make_official_checkpoint: Callable[..., Path]) -> Path:
 
 @pytest.fixture(scope="module")
 def predictor(checkpoint: Path) -> yolact.Predictor:
-    return yolact.load(checkpoint, device="cpu", score_threshold=SCORE_THRESHOLD, top_k=TOP_K)
+    # The PyTorch predictor (the default, auto, runs it in OpenVINO: tests/export/test_cache.py).
+    return yolact.load(checkpoint, device="cpu", score_threshold=SCORE_THRESHOLD, top_k=TOP_K, backend="pytorch")
 
 
 @pytest.fixture(scope="module")
@@ -181,7 +182,7 @@ def test_bad_precisions_are_clear_errors(checkpoint: Path) -> None:
 
 def test_top_k(checkpoint: Path, result_a: Prediction) -> None:
     assert len(result_a) == TOP_K  # this image has more than TOP_K detections above the threshold
-    top5 = yolact.load(checkpoint, device="cpu", score_threshold=SCORE_THRESHOLD, top_k=5)(IMAGE_A)
+    top5 = yolact.load(checkpoint, device="cpu", score_threshold=SCORE_THRESHOLD, top_k=5, backend="pytorch")(IMAGE_A)
     assert len(top5) == 5
     np.testing.assert_array_equal(top5.class_ids, result_a.class_ids[:5])
     np.testing.assert_array_equal(top5.scores, result_a.scores[:5])
@@ -194,7 +195,7 @@ def test_score_threshold_is_strict(checkpoint: Path, result_a: Prediction) -> No
     # a threshold equal to a detection's score drops that detection and keeps those above it
     k = next(i for i in range(8, len(scores)) if scores[i - 1] > scores[i])
     threshold = float(scores[k])
-    result = yolact.load(checkpoint, device="cpu", score_threshold=threshold, top_k=TOP_K)(IMAGE_A)
+    result = yolact.load(checkpoint, device="cpu", score_threshold=threshold, top_k=TOP_K, backend="pytorch")(IMAGE_A)
     assert (result.scores > threshold).all()
     assert len(result) == k
     np.testing.assert_array_equal(result.class_ids, result_a.class_ids[:k])

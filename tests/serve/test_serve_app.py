@@ -109,7 +109,7 @@ def test_health_info_docs_and_overlay(small_checkpoint: Path) -> None:
     with running(app) as url, httpx.Client(base_url=url, timeout=TIMEOUT) as client:
         assert client.get("/v1/health").json() == {"status": "ok", "model": True}
         info = client.get("/v1/info").json()
-        assert info["classes"] == list(SMALL_CLASSES) and info["backend"] == "pytorch" and info["device"] == "cpu"
+        assert info["classes"] == list(SMALL_CLASSES) and info["backend"] == "openvino" and info["device"] == "cpu"
         assert info["config"] == "yolact_resnet18" and info["batching"]["max_batch"] == 8
         assert "/v1/predict" in client.get("/openapi.json").json()["paths"]
         assert client.get("/docs").status_code == 200

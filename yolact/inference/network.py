@@ -54,7 +54,8 @@ def choose_backend(weights: str | Path | Checkpoint, options: InferenceOptions) 
     """The backend ``options.backend`` names; for "auto" the fastest exact one for these weights here.
 
     An exported file runs in the runtime its suffix names. A checkpoint runs in PyTorch on a GPU, and where only
-    PyTorch can do what is asked (torch.compile, CUDA graphs, fp16) or no runtime is installed; otherwise, on the
+    PyTorch can do what is asked (torch.compile, CUDA graphs, fp16, the plain network of ``optimize=False``) or no
+    runtime is installed; otherwise, on the
     CPU, in OpenVINO, else ONNX Runtime: both give the authors' detections (the parity vectors), and both run our
     networks faster than PyTorch's CPU path (README, deployment table)."""
     if options.backend != "auto":
@@ -66,7 +67,7 @@ def choose_backend(weights: str | Path | Checkpoint, options: InferenceOptions) 
         if suffix == ".onnx":
             return "onnxruntime"
     if (isinstance(weights, Checkpoint) or resolve_device(options.device).type != "cpu" or options.compile
-            or options.cuda_graph is not None or options.precision == "fp16"):
+            or options.cuda_graph is not None or options.precision == "fp16" or not options.optimize):
         return "pytorch"
     if _importable("onnx") and _importable("openvino"):
         return "openvino"
@@ -87,8 +88,8 @@ def open_network(weights: str | Path | Checkpoint, options: InferenceOptions,
     file name), or a file written by ``yolact export`` (onnxruntime, openvino), ready to run as ``options`` say.
     With "auto" (:func:`choose_backend`) a checkpoint may run in a runtime, exported through the export cache."""
     backend = choose_backend(weights, options)
-    options = dataclasses.replace(options, backend=backend)
-    if backend != "pytorch" and not isinstance(weights, Checkpoint) \
+    auto, options = options.backend == "auto", dataclasses.replace(options, backend=backend)
+    if auto and backend != "pytorch" and not isinstance(weights, Checkpoint) \
             and Path(weights).suffix.lower() not in EXPORTED_SUFFIXES:
         return _exported_checkpoint(Path(weights), options, config)
     if options.backend == "pytorch":

@@ -110,7 +110,7 @@ def create_app(batcher: DynamicBatcher | None, gallery: Gallery | None = None,
                 "config": predictor.config.name,
                 "classes": list(predictor.class_names),
                 "category_ids": list(predictor.network.category_ids),
-                "backend": predictor.options.backend,
+                "backend": predictor.network.backend,
                 "device": str(predictor.device),
                 "precision": predictor.options.precision,
                 "defaults": {"score_threshold": predictor.options.score_threshold,
@@ -306,7 +306,7 @@ def _detections_body(prediction: Prediction, segmentation: str, batcher: Dynamic
         detections.append(detection)
     model = {}
     if batcher is not None:
-        model = {"config": batcher.predictor.config.name, "backend": batcher.predictor.options.backend}
+        model = {"config": batcher.predictor.config.name, "backend": batcher.predictor.network.backend}
     return {"image": {"width": width, "height": height}, "model": model, "segmentation": segmentation,
             "detections": detections}
 
