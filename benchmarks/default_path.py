@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import platform
 import runpy
 import subprocess
 import sys
@@ -29,21 +28,12 @@ import torch
 
 import yolact
 from yolact.data.images import read_image
+from yolact.evaluation.benchmark import describe_cpu
 from yolact.export.pipeline import ExportJob, export_checkpoint
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 PHOTO = SHARED / "data" / "coco128-seg" / "images" / "000000000009.jpg"
 BUSY = "import numpy as np\na = np.random.rand(512, 512)\nwhile True:\n    a @ a"
-
-
-def cpu_name() -> str:
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.machine())
-    return f"{name}, {'with' if ' amx_tile' in info else 'without'} AMX"
 
 
 def official_checkpoint(config: str, folder: Path) -> Path:
@@ -105,7 +95,7 @@ def main() -> None:
             busy_process.kill()
             busy_process.wait()
     print(f"{args.config}, a {image.shape[1]}x{image.shape[0]} photo, {detections[next(iter(detections))]} "
-          f"detections; {len(os.sched_getaffinity(0))} cores ({cpu_name()}), torch {torch.__version__}, "
+          f"detections; {len(os.sched_getaffinity(0))} cores ({describe_cpu()}), torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; medians of {args.runs} interleaved runs")
     print(f"first call (export into the cache included): {first_load:.1f} s; later calls: {cached_load:.1f} s")
     print(f"{'backend':34} {'idle ms':>8} {'x best':>7} {'busy ms':>8} {'x best':>7}")

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import platform
 import tempfile
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ import torch
 
 import yolact
 from yolact.data.images import list_images, read_image
-from yolact.evaluation.benchmark import calibrate_class_layer, count_flops, median_seconds
+from yolact.evaluation.benchmark import calibrate_class_layer, count_flops, describe_cpu, median_seconds
 from yolact.evaluation.evaluator import evaluate_agreement
 from yolact.export.onnx import OnnxNetwork, export_onnx
 from yolact.export.quantize import calibration_images, quantize_onnx
@@ -120,17 +119,6 @@ class PeakProbe:
     def describe(self) -> str:
         return ", ".join(f"{name} {rate:.0f}" for name, rate in sorted(self.candidates.items(),
                                                                       key=lambda kv: -kv[1]))
-
-
-def cpu_name() -> str:
-    """The CPU's model name, and whether it has AMX: figures differ across them."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.machine())
-    return f"{name}, {'with' if ' amx_tile' in info else 'without'} AMX"
 
 
 def paired_timing(call: Callable[[], object], runs: int, warmup: int, gflops: float,
@@ -328,13 +316,13 @@ def main() -> None:
             with (args.output / "rows.jsonl").open("a") as log:
                 log.write(json.dumps(rows[-1]) + "\n")
     peak = max(peak_before, probe.peak())
-    print(f"\nCPU {cpu_name()}, {args.threads} threads, torch {torch.__version__}; fp32 peak {peak:.0f} GFLOP/s "
+    print(f"\nCPU {describe_cpu()}, {args.threads} threads, torch {torch.__version__}; fp32 peak {peak:.0f} GFLOP/s "
           f"({probe.name}, the fastest 2048^3 GEMM here, best of 8, before and after; each GEMM's best at the start, "
           f"GFLOP/s: {probe.describe()}); image {args.image.name} ({image.shape[1]}x{image.shape[0]}); medians of "
           f"{args.runs} runs after {args.warmup}; % of peak: median over runs of the network's rate against the "
           "peak GEMM's probed just before each run\n")
     print(format_table(rows))
-    report = {"peak_gflops": peak, "peak_gemm": probe.name, "gemm_gflops": probe.candidates, "cpu": cpu_name(),
+    report = {"peak_gflops": peak, "peak_gemm": probe.name, "gemm_gflops": probe.candidates, "cpu": describe_cpu(),
               "threads": args.threads, "torch": torch.__version__, "rows": rows}
     (args.output / "deploy.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"\n{args.output / 'deploy.json'}")

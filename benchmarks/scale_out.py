@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import runpy
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from yolact.evaluation.benchmark import describe_cpu
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 COCO128 = SHARED / "data" / "coco128-seg"
@@ -55,17 +56,6 @@ def official_checkpoint(folder: Path) -> Path:
     path = folder / "yolact_resnet50_54_800000.pth"
     torch.save(state, path)
     return path
-
-
-def cpu_name() -> str:
-    """The CPU's model name, and whether it has AMX (oneDNN's fastest path on Intel): figures differ across them."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine()
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
-                platform.machine())
-    return f"{name}, {'with' if ' amx_tile' in info else 'without'} AMX"
 
 
 def main() -> None:
@@ -111,7 +101,7 @@ def main() -> None:
             runs.append((f"Ray Data, {n} workers (cpu)",
                          timed([sys.executable, "-c", RAY_SCRIPT, str(folder), str(weights), str(n),
                                 str(out / "ray.json"), "cpu"])))
-    print(f"{count} images ({args.ann.name}), {len(os.sched_getaffinity(0))} CPU cores ({cpu_name()}), "
+    print(f"{count} images ({args.ann.name}), {len(os.sched_getaffinity(0))} CPU cores ({describe_cpu()}), "
           f"torch {torch.__version__}"
           + (f", {torch.cuda.get_device_name(0)}" if cuda else ""))
     print(f"{'run':58} {'seconds':>8} {'images/s':>9}")

@@ -7,6 +7,8 @@ import os
 import runpy
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +27,13 @@ SPEC = SHARED / "spec"
 COCO128 = SHARED / "data" / "coco128-seg"
 # The presets of the authors' published models (the others, like yolact_resnet18, are ours).
 OFFICIAL_PRESETS = ("yolact_base", "yolact_darknet53", "yolact_im400", "yolact_im700", "yolact_resnet50")
+
+
+def compare_dets(expected: Path, actual: Path) -> subprocess.CompletedProcess[str]:
+    """shared/spec's compare_dets.py on two results files: exit 0 within the spec's tolerances, 1 ("MISMATCH")
+    beyond them."""
+    return subprocess.run([sys.executable, str(SPEC / "compare_dets.py"), str(expected), str(actual)],
+                          capture_output=True, text=True)
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import compare_dets
 
 from yolact.checkpoint import load_checkpoint
 from yolact.data.images import read_image
@@ -84,10 +85,7 @@ def test_predict_cli_json_matches_expected_detections(vector: Path, checkpoint_p
     )
     records = json.loads(out.read_text())
     assert len(records) == len(json.loads((vector / "expected.json").read_text()))
-    compare = subprocess.run(
-        [sys.executable, str(shared_dir / "spec" / "compare_dets.py"), str(vector / "expected.json"), str(out)],
-        capture_output=True, text=True,
-    )
+    compare = compare_dets(vector / "expected.json", out)
     assert compare.returncode == 0, compare.stdout
 
 
@@ -99,10 +97,7 @@ def test_expected_detections_differ_from_a_wrong_model(vector: Path, make_offici
                      top_k=100)
     out = tmp_path / "wrong.json"
     out.write_text(json.dumps(predictor(vector / "image.png").to_coco(9)))
-    compare = subprocess.run(
-        [sys.executable, str(shared_dir / "spec" / "compare_dets.py"), str(vector / "expected.json"), str(out)],
-        capture_output=True, text=True,
-    )
+    compare = compare_dets(vector / "expected.json", out)
     assert compare.returncode == 1 and "MISMATCH" in compare.stdout
 
 
@@ -122,10 +117,7 @@ def test_cuda_fast_path_gives_expected_detections(vector: Path, checkpoint_path:
     assert (predictor.network.cuda_graph is not None) == replayed
     out = tmp_path / "dets.json"
     out.write_text(json.dumps(predictor(vector / "image.png").to_coco(0)))
-    compare = subprocess.run(
-        [sys.executable, str(shared_dir / "spec" / "compare_dets.py"), str(vector / "expected.json"), str(out)],
-        capture_output=True, text=True,
-    )
+    compare = compare_dets(vector / "expected.json", out)
     assert compare.returncode == 0, compare.stdout
 
 
@@ -145,8 +137,5 @@ def test_pascal_vector_needs_the_pascal_anchors(anchors: str, make_official_chec
                      device="cpu", score_threshold=0.0, top_k=100, backend="pytorch")
     out = tmp_path / "wrong.json"
     out.write_text(json.dumps(predictor(vector / "image.png").to_coco(2)))
-    compare = subprocess.run(
-        [sys.executable, str(shared_dir / "spec" / "compare_dets.py"), str(vector / "expected.json"), str(out)],
-        capture_output=True, text=True,
-    )
+    compare = compare_dets(vector / "expected.json", out)
     assert compare.returncode == 1 and "MISMATCH" in compare.stdout

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import EXPORT_IMAGES as IMAGES
+from conftest import compare_dets
 
 import yolact
 from yolact.data.images import read_image
@@ -103,8 +104,6 @@ def test_yolact_plus_exports_with_deform_conv_and_rescores_like_pytorch(make_off
 
 def test_pascal_preset_exported_gives_its_reference_detections(make_official_checkpoint, shared_dir: Path,
                                                                tmp_path: Path) -> None:
-    import subprocess
-    import sys
 
     vector = shared_dir / "spec" / "vectors" / "yolact_resnet50_pascal_seed0"
     onnx = tmp_path / "pascal.onnx"
@@ -114,8 +113,5 @@ def test_pascal_preset_exported_gives_its_reference_detections(make_official_che
     out = tmp_path / "dets.json"
     run_prediction(PredictJob(vector / "image.png", onnx, json=out, progress=False,
                               options=InferenceOptions(backend="onnxruntime", score_threshold=0.0, top_k=100)))
-    compare = subprocess.run(
-        [sys.executable, str(shared_dir / "spec" / "compare_dets.py"), str(vector / "expected.json"), str(out)],
-        capture_output=True, text=True,
-    )
+    compare = compare_dets(vector / "expected.json", out)
     assert compare.returncode == 0, compare.stdout

@@ -21,6 +21,7 @@ whatever was queued before it.
 
 from __future__ import annotations
 
+import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -209,6 +210,18 @@ def describe_device(device: torch.device) -> str:
         return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     threads = torch.get_num_threads()
     return f"{device.type} ({threads} thread{'s' if threads != 1 else ''})"
+
+
+def describe_cpu() -> str:
+    """The CPU's model name and whether it has AMX (oneDNN's fastest path on Intel): speed and rounding differ
+    between CPUs, so every figure says which one it comes from."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")),
+                platform.machine())
+    return f"{name}, {'with' if ' amx_tile' in info else 'without'} AMX"
 
 
 def load_benchmark_images(folder: str | Path | None = None) -> list[np.ndarray]:
