@@ -3,7 +3,6 @@ options say, then the work (:func:`run_evaluation`, :func:`run_benchmark_job`)."
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from yolact.evaluation.errors import ERRORS_FILE, ErrorAnalysis
 from yolact.evaluation.evaluator import EvalResult, evaluate_predictor
 from yolact.inference.options import InferenceOptions
 from yolact.inference.predictor import load
+from yolact.inference.shards import Shard
 from yolact.io import write_json
 from yolact.outputs import OutputError, check_files_apart, check_output_dir, check_output_file
 
@@ -66,7 +66,7 @@ def run_evaluation(job: EvalJob) -> EvalReport:
             check_output_file(path, flag, inputs)
     if job.json is not None and job.metrics is not None and job.json.resolve() == job.metrics.resolve():
         raise OutputError("--json and --save-metrics name the same file; give two different files")
-    if job.errors is not None and int(os.environ.get("WORLD_SIZE", "1") or 1) > 1:
+    if job.errors is not None and Shard.from_environment() is not None:  # more than one process
         raise OutputError("--errors runs in one process; run that evaluation without torchrun")
     dataset = load_coco(job.annotations, job.images)
     if job.errors is not None:

@@ -135,8 +135,8 @@ def cached_export(weights: Path, config: dict[str, Any], fmt: str, build: Callab
     except OSError as exc:
         from yolact.outputs import os_error_line
 
-        raise YolactError(f"export cache {root}: {os_error_line(exc)}; free space there, set YOLACT_CACHE to "
-                          "another folder, or run with --no-cache") from None
+        raise YolactError(f"export cache {root}: {os_error_line(exc)}; or set YOLACT_CACHE to a writable folder, or "
+                          "run with --no-cache") from None
 
 
 def _build(weights: Path, folder: Path, fmt: str, build: Callable[[Path], Path]) -> CachedExport:

@@ -147,19 +147,20 @@ def _exported_checkpoint(path: Path, options: InferenceOptions, config: YolactCo
             exported = _open_exported(build(Path(folder) / ("model.xml" if fmt == "openvino" else "model.onnx")),
                                       options)
             return _exported_network(exported, path, options, checkpoint.config)
-    for attempt in (1, 2):
+    def cached() -> Path:
         entry = cached_export(path, checkpoint.config.to_dict(), fmt, build)
         if entry.seconds is not None:
             print(f"exported {path.name} ({checkpoint.config.name}) for {options.backend} in {entry.seconds:.1f} s, "
                   f"once: cached in {entry.path.parent} (--backend pytorch runs without it)", file=sys.stderr)
-        try:
-            return _exported_network(_open_exported(entry.path, options), path, options, checkpoint.config)
-        except YolactError as error:
-            if attempt == 2:
-                raise
-            print(f"cache entry {entry.path.parent} cannot be read ({error}); exporting again", file=sys.stderr)
-            discard(entry.path)
-    raise AssertionError("unreachable")
+        return entry.path
+
+    exported = cached()
+    try:
+        return _exported_network(_open_exported(exported, options), path, options, checkpoint.config)
+    except YolactError as error:  # an entry the runtime cannot read, although its files look whole: once more
+        print(f"cache entry {exported.parent} cannot be read ({error}); exporting again", file=sys.stderr)
+        discard(exported)
+    return _exported_network(_open_exported(cached(), options), path, options, checkpoint.config)
 
 
 def network_from_model(model: Yolact, config: YolactConfig, class_names: Sequence[str] = COCO_CLASSES,
