@@ -20,7 +20,7 @@ from yolact.inference.options import InferenceOptions
 from yolact.inference.predictor import Predictor, load
 from yolact.inference.results import SEGMENTATIONS
 from yolact.inference.shards import Shard, ShardWriter
-from yolact.inference.video import VIDEO_SUFFIXES, is_video_source, predict_video
+from yolact.inference.video import VIDEO_SUFFIXES, FrameSource, is_video_source, predict_video
 
 
 @dataclass(frozen=True)
@@ -121,9 +121,12 @@ def run_prediction(job: PredictJob) -> PredictReport:
         paths = shard.select(paths)
         image_ids = ImageIds(shard.select(image_ids.ids), image_ids.rule)  # type: ignore[union-attr]
         writer = ShardWriter(shard_file, job.resume)
+    # A camera that is not there, or a video that cannot be read, is found before the model loads (which may
+    # export it first).
+    frames = FrameSource(str(job.source)) if video else None
     predictor = load(job.weights, job.config, job.options)
-    if video:
-        result = predict_video(predictor, str(job.source), video_file, job.json, batch_size=job.batch,
+    if frames is not None:
+        result = predict_video(predictor, frames, video_file, job.json, batch_size=job.batch,
                                show=job.show, progress=job.progress, streams=job.streams, forms=forms,
                                segmentation=job.segmentation)
         return PredictReport(f"{result.frames} frame(s), {result.detections} detections on {_where(predictor)} at "

@@ -133,7 +133,7 @@ def frame_stem(index: int) -> str:
 
 def predict_video(
     predictor: Predictor,
-    source: str | Path,
+    source: str | Path | FrameSource,
     output: Path | None = None,
     json_path: Path | None = None,
     batch_size: int = 1,
@@ -145,7 +145,8 @@ def predict_video(
     forms: ImageForms | None = None,
     segmentation: str = "rle",
 ) -> VideoSummary:
-    """Segment every frame of ``source``; write the annotated video to ``output`` (same fps and size; .mp4 or
+    """Segment every frame of ``source`` (a path, a camera index, or a :class:`FrameSource` already opened);
+    write the annotated video to ``output`` (same fps and size; .mp4 or
     .avi) and, with ``json_path``, one JSON list of per-frame COCO records (``image_id`` = frame index from 1).
     ``draw_in_writer`` picks the thread that draws overlays and encodes JSON records (default: the writer thread
     on a GPU, the caller's on the CPU; the outputs are the same). ``streams`` batches run at once, each in its own
@@ -169,7 +170,7 @@ def predict_video(
                           "compiled networks run one batch at a time")
     if show and (why := display_available()):
         raise YolactError(f"--show: {why}")
-    frames = FrameSource(source)
+    frames = source if isinstance(source, FrameSource) else FrameSource(source)
     batches: queue.Queue = queue.Queue(maxsize=queue_size)
     predicted: queue.Queue = queue.Queue(maxsize=queue_size * batch_size)
     errors: list[BaseException] = []
