@@ -134,8 +134,9 @@ def run_benchmark_job(job: BenchmarkJob) -> BenchmarkReport:
         check_output_file(job.json, "--json", [job.weights, *([job.images] if job.images else [])])
     if job.threads:
         torch.set_num_threads(job.threads)
+    images = load_benchmark_images(job.images)  # a bad folder is one line before the model loads (or exports)
     predictor = load(job.weights, job.config, job.options)
-    report = run_benchmark(predictor, load_benchmark_images(job.images), runs=job.runs, warmup=job.warmup,
+    report = run_benchmark(predictor, images, runs=job.runs, warmup=job.warmup,
                            batch_size=job.batch_size, progress=job.progress)
     if job.json is not None:
         write_json(job.json, report.to_dict(), indent=2)
