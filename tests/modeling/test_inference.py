@@ -2,17 +2,23 @@
 
 import dataclasses
 
+import pytest
 import torch
 from torch import nn
 
 import yolact
-from yolact.modeling.inference import optimize_for_inference
+from yolact.inference.network import network_from_model
+from yolact.inference.options import InferenceOptions
+from yolact.modeling.inference import OneDnnConv2d, onednn_available, optimize_for_inference
 
 
-def small_model() -> yolact.Yolact:
+def small_config(preset: str = "yolact_resnet18") -> yolact.YolactConfig:
+    return dataclasses.replace(yolact.get_config(preset), max_size=96, num_classes=3)
+
+
+def small_model(preset: str = "yolact_resnet18") -> yolact.Yolact:
     torch.manual_seed(0)
-    config = dataclasses.replace(yolact.get_config("yolact_resnet18"), max_size=96, num_classes=3)
-    model = yolact.build_yolact(config)
+    model = yolact.build_yolact(small_config(preset))
     # Non-trivial BatchNorm statistics and affine parameters, so that folding has something to fold.
     for module in model.modules():
         if isinstance(module, nn.BatchNorm2d):
@@ -45,3 +51,42 @@ def test_optimized_model_gives_the_same_raw_outputs() -> None:
     for name in ("loc", "class_logits", "mask_coeffs", "anchors_cxcywh", "prototypes"):
         torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=1e-4, atol=1e-4, msg=name)
     assert got.semantic_logits is None
+
+
+onednn = pytest.mark.skipif(not onednn_available(), reason="this torch has no oneDNN fused convolution")
+
+
+@onednn
+@pytest.mark.parametrize("preset", ["yolact_resnet18", "yolact_resnet50"])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_onednn_post_ops_replace_every_plain_conv_and_keep_outputs(preset: str, channels_last: bool) -> None:
+    model = small_model(preset)
+    fused = optimize_for_inference(model, channels_last=channels_last, onednn=True)
+    backbone = fused.backbone
+    assert not any(type(m) is nn.Conv2d for m in backbone.modules())
+    convs = [m for m in backbone.modules() if isinstance(m, OneDnnConv2d)]
+    # Every block's last conv takes in its residual add and ReLU (ResNet-18: 2 convs a block, ResNet-50: 3).
+    blocks = sum(small_config(preset).backbone.layers)
+    assert sum(m.relu for m in convs) == 1 + blocks * (1 if preset == "yolact_resnet18" else 2) + blocks
+    adds = [n for n in backbone.graph.nodes if n.op == "call_function" and "add" in str(n.target)]
+    assert not adds
+    x = torch.randn(2, 3, 96, 96)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        want = model(x)
+        got = fused(x)
+    for name in ("loc", "class_logits", "mask_coeffs", "prototypes"):
+        torch.testing.assert_close(getattr(got, name), getattr(want, name), rtol=1e-4, atol=1e-4, msg=name)
+
+
+@onednn
+def test_cpu_fp32_network_fuses_post_ops_and_bf16_does_not() -> None:
+    model = small_model()
+    fp32 = network_from_model(model, small_config(), options=InferenceOptions(device="cpu", backend="pytorch"))
+    assert fp32.module is not None
+    assert any(isinstance(m, OneDnnConv2d) for m in fp32.module.modules())
+    bf16 = network_from_model(model, small_config(),
+                              options=InferenceOptions(device="cpu", backend="pytorch", precision="bf16"))
+    assert bf16.module is not None
+    assert not any(isinstance(m, OneDnnConv2d) for m in bf16.module.modules())

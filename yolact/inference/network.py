@@ -22,7 +22,7 @@ from yolact.errors import YolactError
 from yolact.inference.cuda_graph import CudaGraphNetwork
 from yolact.inference.options import InferenceOptions
 from yolact.modeling import Yolact, YolactOutput
-from yolact.modeling.inference import optimize_for_inference
+from yolact.modeling.inference import onednn_available, optimize_for_inference
 
 EXPORTED_SUFFIXES = (".onnx", ".xml")
 
@@ -175,7 +175,9 @@ def network_from_model(model: Yolact, config: YolactConfig, class_names: Sequenc
     if options.precision == "fp16" and device.type != "cuda":
         raise ValueError("fp16 inference needs a CUDA device; on CPU use bf16 (fast on AMX/AVX512-BF16 CPUs)")
     model = model.eval().to(device)
-    module = optimize_for_inference(model) if options.optimize else model
+    # oneDNN's post-op fusion where PyTorch's oneDNN convolutions run it: eager float32 on the CPU.
+    onednn = (device.type == "cpu" and options.precision == "fp32" and not options.compile and onednn_available())
+    module = optimize_for_inference(model, onednn=onednn) if options.optimize else model
     run: Callable[[Tensor], YolactOutput] = module
     if options.compile:
         # Inductor; on CPU with freezing (weights as constants, prepacked for oneDNN), after a compilation of tens
