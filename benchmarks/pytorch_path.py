@@ -1,6 +1,6 @@
 """The PyTorch CPU path layer by layer: the optimised network (BatchNorm folded, channels-last) without and with
 oneDNN's post-op fusion (each backbone conv with its ReLU, and a bottleneck's residual add and ReLU), timed in
-turns in one run, then the fused network's ops by time with their GFLOP/s where torch counts their FLOPs.
+turns in one run, then the fused network's ops by time, with their input shapes.
 
     python benchmarks/pytorch_path.py                     # yolact_resnet50 at 550, 2 threads
     python benchmarks/pytorch_path.py --config yolact_base --runs 12
@@ -55,7 +55,7 @@ def main() -> None:
                 start = time.perf_counter()
                 net(x)
                 seconds[name].append(time.perf_counter() - start)
-        with profile(activities=[ProfilerActivity.CPU], record_shapes=True, with_flops=True) as profiled:
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiled:
             networks["folded + oneDNN post-ops"](x)
     print(f"{args.config} at {config.max_size}, batch 1, {args.threads} threads, CPU {describe_cpu()}, "
           f"torch {torch.__version__}; {args.runs} runs in turns\n")
@@ -68,10 +68,9 @@ def main() -> None:
     total = sum(e.self_cpu_time_total for e in events)
     print("fused network, ops by self time (one forward):")
     for event in events[:args.top]:
-        rate = f"{event.flops / event.self_cpu_time_total / 1e3:6.0f} GFLOP/s" if event.flops else ""
         shapes = str(event.input_shapes[:2]) if event.input_shapes else ""
         print(f"  {100 * event.self_cpu_time_total / total:5.1f} %  {event.self_cpu_time_total / 1e3:7.1f} ms  "
-              f"x{event.count:<3d} {event.key:38s} {shapes[:60]:60s} {rate}")
+              f"x{event.count:<3d} {event.key:38s} {shapes[:60]}")
 
 
 if __name__ == "__main__":

@@ -63,28 +63,22 @@ def _is_relu(node: fx.Node, traced: fx.GraphModule) -> bool:
 def fuse_onednn_post_ops(traced: fx.GraphModule) -> fx.GraphModule:
     """``traced`` (BatchNorm already folded) with each Conv2d as a :class:`OneDnnConv2d` that takes in the ops
     after it when it is their only input: ``relu(conv(x))``, ``conv(x) + y`` and ``relu(conv(x) + y)``."""
-    modules = dict(traced.named_modules())
     for node in list(traced.graph.nodes):
-        if node.op != "call_module" or type(modules[str(node.target)]) is not nn.Conv2d:
+        if node.op != "call_module" or type(traced.get_submodule(str(node.target))) is not nn.Conv2d:
             continue
         tail, other, relu = node, None, False
-        users = list(tail.users)
+        users = list(node.users)
         if len(users) == 1 and users[0].op == "call_function" and users[0].target in (operator.add, torch.add) \
                 and len(users[0].args) == 2 and not users[0].kwargs:
             add = users[0]
-            other = add.args[1] if add.args[0] is node else add.args[0]
-            if isinstance(other, fx.Node) and other is not node:
-                tail, users = add, list(add.users)
-            else:
-                other = None
+            addend = add.args[1] if add.args[0] is node else add.args[0]
+            if isinstance(addend, fx.Node) and addend is not node:
+                tail, other, users = add, addend, list(add.users)
         if len(users) == 1 and _is_relu(users[0], traced):
             tail, relu = users[0], True
-        if tail is node and not relu:
-            fused_args: tuple = node.args
-        else:
-            fused_args = (node.args[0],) if other is None else (node.args[0], other)
+        fused_args = (node.args[0],) if other is None else (node.args[0], other)
         name = str(node.target).replace(".", "_") + "_onednn"
-        traced.add_submodule(name, OneDnnConv2d(modules[str(node.target)], relu))
+        traced.add_submodule(name, OneDnnConv2d(traced.get_submodule(str(node.target)), relu))
         with traced.graph.inserting_after(tail):
             fused = traced.graph.call_module(name, fused_args)
         tail.replace_all_uses_with(fused)
@@ -105,7 +99,7 @@ def _chain(first: fx.Node, last: fx.Node) -> list[fx.Node]:
 
 
 def onednn_available() -> bool:
-    """Whether this torch has oneDNN's fused convolution (x86 and ARM builds do)."""
+    """Whether this torch has oneDNN's fused convolution."""
     return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 
 
